@@ -1,0 +1,50 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from tokenmill.api import organization
+from tokenmill.api.errors import api_not_found, api_server_error
+from tokenmill.catalog import api as catalog_api
+from tokenmill.dashboard.views import errors as dashboard_errors
+
+openai_api = [
+    path("models", catalog_api.ModelListView.as_view(), name="models"),
+    path("models/<str:model_id>", catalog_api.ModelDetailView.as_view(), name="model"),
+]
+
+platform_api = [
+    path("organization", organization.OrganizationView.as_view(), name="organization"),
+    path("members", organization.MemberListView.as_view(), name="members"),
+    path("members/<str:object_id>", organization.MemberDetailView.as_view(), name="member"),
+    path("invitations", organization.InvitationListView.as_view(), name="invitations"),
+    path(
+        "invitations/<str:object_id>",
+        organization.InvitationDetailView.as_view(),
+        name="invitation",
+    ),
+    path("api-keys", organization.ApiKeyListView.as_view(), name="api-keys"),
+    path("api-keys/<str:object_id>", organization.ApiKeyDetailView.as_view(), name="api-key"),
+]
+
+urlpatterns = [
+    path("v1/", include((openai_api, "v1"))),
+    path("api/v1/", include((platform_api, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("console/", admin.site.urls),
+    path("", include("tokenmill.dashboard.urls")),
+]
+
+_API_PREFIXES = ("/v1/", "/api/")
+
+
+def handler404(request, exception=None):
+    if request.path.startswith(_API_PREFIXES):
+        return api_not_found(request, exception)
+    return dashboard_errors.not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith(_API_PREFIXES):
+        return api_server_error(request)
+    return dashboard_errors.server_error(request)

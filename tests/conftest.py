@@ -1,0 +1,88 @@
+"""Shared fixtures.
+
+Every test gets three people for free: alice (owner of acme), bob (a member of
+acme) and charlie (owner of globex, who must see nothing of acme's).
+"""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from tenants.models import Role
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_key
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(settings):
+    # The database cache rolls back with each test; Redis outlives it, so clear it.
+    if settings.REDIS_URL:
+        cache.clear()
+
+
+@pytest.fixture
+def acme(db):
+    return OrganizationFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def globex(db):
+    return OrganizationFactory(name="Globex", slug="globex")
+
+
+@pytest.fixture
+def alice(acme):
+    user = UserFactory(email="alice@example.com", first_name="Alice")
+    MembershipFactory(tenant=acme, user=user, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def bob(acme, alice):
+    user = UserFactory(email="bob@example.com", first_name="Bob")
+    MembershipFactory(tenant=acme, user=user, role=Role.MEMBER)
+    return user
+
+
+@pytest.fixture
+def charlie(globex):
+    user = UserFactory(email="charlie@example.com", first_name="Charlie")
+    MembershipFactory(tenant=globex, user=user, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def alice_key(acme, alice) -> str:
+    return make_key(acme, alice, name="alice's key")
+
+
+@pytest.fixture
+def bob_key(acme, bob) -> str:
+    return make_key(acme, bob, name="bob's key", scopes=["models", "files", "fine_tuning"])
+
+
+@pytest.fixture
+def charlie_key(globex, charlie) -> str:
+    return make_key(globex, charlie, name="charlie's key")
+
+
+def bearer_client(key: str | None) -> APIClient:
+    client = APIClient(SERVER_NAME="localhost")
+    if key:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+@pytest.fixture
+def api():
+    """`api(key)` gives an API client authenticated with that key."""
+    return bearer_client
+
+
+@pytest.fixture
+def alice_api(alice_key):
+    return bearer_client(alice_key)
+
+
+@pytest.fixture
+def charlie_api(charlie_key):
+    return bearer_client(charlie_key)

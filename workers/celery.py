@@ -1,0 +1,75 @@
+"""The Celery application: queues, routing and broker settings.
+
+Broker: Redis when REDIS_URL is set, otherwise kombu's filesystem broker under
+var/broker, so the embedded default needs no service. Queues:
+- `default`: validation, metering, billing, and reports coming back from GPU workers;
+- `gpu`: training, one task at a time per GPU.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "platform") not in sys.path:  # the Django project lives in platform/
+    sys.path.insert(0, str(ROOT / "platform"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenmill.settings")
+
+from django.conf import settings  # noqa: E402
+
+QUEUES = ("default", "gpu")
+
+app = Celery("tokenmill")
+
+
+def broker_transport_options() -> dict:
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        folder = Path(settings.CELERY_BROKER_FOLDER)
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+            "polling_interval": 0.1,
+        }
+    # Redis: give back a dead worker's unacknowledged tasks in minutes, not hours.
+    return {"visibility_timeout": 3600, "unacked_restore_interval": 30}
+
+
+def configure(celery_app: Celery) -> None:
+    results = settings.CELERY_RESULT_BACKEND
+    if results.startswith("file://"):
+        Path(results.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    celery_app.conf.update(
+        broker_url=settings.CELERY_BROKER_URL,
+        broker_transport_options=broker_transport_options(),
+        broker_connection_retry_on_startup=True,
+        result_backend=results,
+        result_expires=3600,
+        task_queues=[
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
+        ],
+        task_default_queue="default",
+        task_default_exchange="default",
+        task_default_routing_key="default",
+        task_routes={"finetuning.train": {"queue": "gpu", "routing_key": "gpu"}},
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        timezone="UTC",
+        enable_utc=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={},
+    )
+
+
+configure(app)
+app.autodiscover_tasks(["workers"])
