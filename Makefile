@@ -26,13 +26,16 @@ browser:
 run: install
 	$(PY) manage.py runplatform
 
+# Tests keep their broker, results and artifacts apart from `make run`'s; the demo
+# model is deterministic, so they share its cache.
 test: install browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	TOKENMILL_VAR_DIR=$(CURDIR)/var/test MODEL_ROOT=$(CURDIR)/var/models $(PY) -m pytest $(PYTEST_ARGS)
 
+# lint-imports needs platform/ on the path to find tokenmill, as manage.py and pytest set it.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/lint-imports
+	PYTHONPATH=platform $(VENV)/bin/lint-imports --no-cache
 
 bench: install
 	$(PY) tests/bench/run.py

@@ -81,9 +81,20 @@ def organization_update(
     return tenant
 
 
+def _forget_keys(prefixes: list[str]) -> None:
+    """Drop cached key records now, and again after commit: a request between the
+    two could have cached the old state from a not-yet-committed transaction."""
+
+    def forget() -> None:
+        for prefix in prefixes:
+            keys.forget_key(prefix)
+
+    forget()
+    transaction.on_commit(forget)
+
+
 def _forget_tenant_keys(tenant: Organization) -> None:
-    prefixes = list(ApiKey.objects.for_tenant(tenant).values_list("prefix", flat=True))
-    transaction.on_commit(lambda: [keys.forget_key(p) for p in prefixes])
+    _forget_keys(list(ApiKey.objects.for_tenant(tenant).values_list("prefix", flat=True)))
 
 
 def organization_set_status(*, tenant: Organization, status: str, reason: str = "") -> Organization:
@@ -217,12 +228,8 @@ def _owner_count(tenant: Organization) -> int:
 
 
 def _forget_member_keys(membership: Membership) -> None:
-    prefixes = list(
-        ApiKey.objects.for_tenant(membership.tenant)
-        .filter(created_by=membership.user)
-        .values_list("prefix", flat=True)
-    )
-    transaction.on_commit(lambda: [keys.forget_key(p) for p in prefixes])
+    api_keys = ApiKey.objects.for_tenant(membership.tenant).filter(created_by=membership.user)
+    _forget_keys(list(api_keys.values_list("prefix", flat=True)))
 
 
 def member_change_role(
@@ -263,10 +270,10 @@ def member_remove(
                 "The last owner cannot be removed; make someone else an owner first.",
                 code="last_owner",
             )
-        _forget_member_keys(membership)
         ApiKey.objects.for_tenant(tenant).filter(
             created_by=membership.user, revoked_at=None
         ).update(revoked_at=timezone.now())
+        _forget_member_keys(membership)
         membership.delete()
 
 
@@ -346,10 +353,7 @@ def api_key_revoke(*, tenant: Organization, actor: Membership | None, api_key: A
             revoked_at=timezone.now()
         )
         api_key.refresh_from_db()
-    # Forget the cached record now, and again after commit in case a request
-    # re-cached the old state in between.
-    keys.forget_key(api_key.prefix)
-    transaction.on_commit(lambda: keys.forget_key(api_key.prefix))
+    _forget_keys([api_key.prefix])
     return api_key
 
 

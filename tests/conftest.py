@@ -86,3 +86,25 @@ def alice_api(alice_key):
 @pytest.fixture
 def charlie_api(charlie_key):
     return bearer_client(charlie_key)
+
+
+@pytest.fixture(autouse=True)
+def _celery_mode(request):
+    """Tasks run in-process unless a test starts a real worker (`@pytest.mark.worker`)."""
+    from workers.celery import app
+
+    eager = request.node.get_closest_marker("worker") is None
+    app.conf.task_always_eager = eager
+    app.conf.task_eager_propagates = eager
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture(scope="session")
+def demo_model_path():
+    """The real demo base model, built once into MODEL_ROOT (deterministic, cached)."""
+    from django.conf import settings
+
+    from gpu_inference.demo_model import ensure_demo_model
+
+    return ensure_demo_model(settings.MODEL_ROOT)

@@ -56,6 +56,12 @@ else:
     }
 
 ARTIFACT_ROOT = env_path("ARTIFACT_ROOT", VAR_DIR / "artifacts")
+FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
+STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 10 * 1024**3, minimum=0)
+MAX_CONCURRENT_JOBS = env_int("MAX_CONCURRENT_JOBS", 2, minimum=1)
+# Uploads go to a temporary file on disk, never into memory, on their way to the store.
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 MODEL_ROOT = env_path("MODEL_ROOT", VAR_DIR / "models")
 
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")

@@ -60,7 +60,12 @@ def _first_validation_error(detail, path: str = "") -> tuple[str | None, str]:
     """Flatten DRF's nested validation errors to the first (param, message)."""
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = path if key == "non_field_errors" else (f"{path}.{key}" if path else str(key))
+            if key == "non_field_errors":
+                name = path
+            elif isinstance(key, int):  # a list item: scopes[0]
+                name = f"{path}[{key}]"
+            else:
+                name = f"{path}.{key}" if path else str(key)
             return _first_validation_error(value, name)
     if isinstance(detail, list) and detail:
         first = detail[0]

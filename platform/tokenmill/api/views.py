@@ -43,7 +43,7 @@ class TenantAPIView(generics.GenericAPIView):
         record = request.auth
         if not record.allows(self.required_scope):
             raise ApiError(
-                f"This API key does not have the {self.required_scope!r} scope needed for {request.path}.",
+                f"This API key does not have the '{self.required_scope}' scope needed for {request.path}.",
                 status_code=403,
                 code="missing_scope",
             )

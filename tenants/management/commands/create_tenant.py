@@ -1,4 +1,6 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
 from django.db import transaction
 
 from tenants import services
@@ -20,6 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--key-name", default="default", help="name of the first API key")
 
     def handle(self, *args, slug, owner, name, password, key_name, **options):
+        try:
+            validate_email(owner)
+        except ValidationError:
+            raise CommandError(f"{owner!r} is not an e-mail address.") from None
         try:
             with transaction.atomic():
                 user = User.objects.filter(email__iexact=owner).first()

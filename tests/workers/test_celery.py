@@ -1,0 +1,33 @@
+import pytest
+from kombu import Queue
+
+from workers.celery import QUEUES, app
+from workers.tasks import ping
+
+
+def test_queues_have_their_own_exchange_and_routing_key():
+    queues: list[Queue] = app.conf.task_queues
+    assert {q.name for q in queues} == set(QUEUES) == {"default", "gpu"}
+    for queue in queues:
+        assert queue.exchange.name == queue.name
+        assert queue.routing_key == queue.name
+
+
+def test_broker_is_redis_when_configured_else_the_filesystem(settings):
+    if settings.REDIS_URL:
+        assert app.conf.broker_url == settings.REDIS_URL
+        assert app.conf.broker_transport_options["visibility_timeout"] > 0
+    else:
+        assert app.conf.broker_url == "filesystem://"
+        assert app.conf.broker_transport_options["data_folder_in"].startswith(str(settings.VAR_DIR))
+
+
+@pytest.mark.worker
+def test_ping_runs_in_a_real_worker_through_the_real_broker(default_worker):
+    result = ping.apply_async()
+    # A worker process answers, not this one: the reply names a host and was
+    # carried back through the result backend.
+    reply = result.get(timeout=60)
+    assert reply["pong"] is True
+    assert result.successful()
+    assert default_worker.poll() is None
