@@ -1,16 +1,23 @@
 """The operator console's tenant pages (/console/, staff only)."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from django.db.models import Count
 
 from tenants import services
 from tenants.keys import forget_key
-from tenants.models import ApiKey, Invitation, Membership, Organization, User
+from tenants.models import ApiKey, Invitation, Membership, Organization, Role, User
 
 admin.site.site_header = "Tokenmill console"
 admin.site.site_title = "Tokenmill console"
 admin.site.index_title = "Operations"
+
+
+def _is_last_owner(membership: Membership) -> bool:
+    owners = Membership.objects.for_tenant(membership.tenant).filter(role=Role.OWNER)
+    return membership.role == Role.OWNER and owners.count() <= 1
 
 
 @admin.register(User)
@@ -29,13 +36,37 @@ class UserAdmin(DjangoUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
 
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through delete_model
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        memberships = obj.memberships.select_related("tenant") if obj is not None else []
+        if any(_is_last_owner(membership) for membership in memberships):
+            return False  # the last owner of an organization stays until someone else owns it
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        # Leaving each organization revokes the user's keys there: a key whose creator
+        # is gone would otherwise pass for an operator's key, with the admin role.
+        for membership in obj.memberships.select_related("tenant"):
+            services.member_remove(tenant=membership.tenant, actor=None, membership=membership)
+        super().delete_model(request, obj)
+
 
 class MembershipInline(admin.TabularInline):
+    # Read-only here: role changes and removals happen on the membership's own page,
+    # which goes through the services (last owner kept, the member's keys forgotten).
     model = Membership
     extra = 0
     fields = ["user", "role", "created_at"]
-    readonly_fields = ["created_at"]
-    autocomplete_fields = ["user"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -98,13 +129,53 @@ class OrganizationAdmin(admin.ModelAdmin):
         )
 
 
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["tenant", "user", "role", "created_at"]
+
+    def clean_role(self):
+        role = self.cleaned_data["role"]
+        if self.instance.pk and role != Role.OWNER and _is_last_owner(self.instance):
+            raise forms.ValidationError(
+                "The last owner cannot be demoted; make someone else an owner first."
+            )
+        return role
+
+
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    form = MembershipForm
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__email", "tenant__slug", "tenant__name"]
     autocomplete_fields = ["user", "tenant"]
-    readonly_fields = ["public_id"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A membership never moves to another user or organization: remove it and add one.
+        return ["public_id", "tenant", "user", "created_at"] if obj else ["public_id"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through member_remove
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and _is_last_owner(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, so the member's cached API keys take the new role at once.
+        if change and "role" in form.changed_data:
+            services.member_change_role(
+                tenant=obj.tenant, actor=None, membership=obj, role=obj.role
+            )
+        else:
+            super().save_model(request, obj, form, change)
+
+    def delete_model(self, request, obj):
+        services.member_remove(tenant=obj.tenant, actor=None, membership=obj)  # revokes keys
 
 
 @admin.register(Invitation)
@@ -143,7 +214,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        forget_key(obj.prefix)  # scope or expiry edits apply to the next request
+        # Scope or expiry edits apply to the next request; forget again after commit in
+        # case a request cached the old record in between.
+        forget_key(obj.prefix)
+        transaction.on_commit(lambda: forget_key(obj.prefix))
 
     def has_add_permission(self, request):
         # A key's plaintext must be shown once to whoever creates it: use the

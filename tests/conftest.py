@@ -5,11 +5,15 @@ acme) and charlie (owner of globex, who must see nothing of acme's).
 """
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from tenants.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_key
+
+# Password hashing is deliberately slow; tests need no protection from brute force.
+django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +104,13 @@ def _celery_mode(request):
     app.conf.task_always_eager = False
 
 
+@pytest.fixture
+def artifact_root(settings, tmp_path):
+    """A private artifact store (ARTIFACT_ROOT) for this test: nothing leaks between tests or into var/."""
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    return settings.ARTIFACT_ROOT
+
+
 @pytest.fixture(scope="session")
 def demo_model_path():
     """The real demo base model, built once into MODEL_ROOT (deterministic, cached)."""
@@ -108,3 +119,44 @@ def demo_model_path():
     from gpu_inference.demo_model import ensure_demo_model
 
     return ensure_demo_model(settings.MODEL_ROOT)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Seed the catalog once per session too: a reused test database may have been
+    emptied by the transactional tests of an earlier run."""
+    with django_db_blocker.unblock():
+        _seed_catalog()
+
+
+def _seed_catalog() -> None:
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("tokenmill.catalog.migrations.0001_initial").seed_demo_model(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_catalog(request):
+    """Transactional tests flush the tables, data migrations included: seed the catalog again."""
+    marker = request.node.get_closest_marker("django_db")
+    uses_transactions = {"transactional_db", "live_server"} & set(request.fixturenames)
+    if (marker and marker.kwargs.get("transaction")) or uses_transactions:
+        request.getfixturevalue("transactional_db")
+        _seed_catalog()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """SQLite tests use a file of their own, not memory, so a real worker process can open it.
+
+    One per test session (under pytest's temporary folder): runs side by side never share
+    it, as they never shared the in-memory database.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        folder = tmp_path_factory.mktemp("database")
+        database.setdefault("TEST", {})["NAME"] = str(folder / "test.sqlite3")

@@ -42,17 +42,33 @@ def env_int(
 
 
 def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+    items = [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+    for item in items:
+        # "a.example b.example" is one bogus item, not two: the separator is a comma.
+        if any(char.isspace() for char in item):
+            raise ImproperlyConfigured(
+                f"{name} must be a comma-separated list, got {item!r} with whitespace inside"
+            )
+    return items
 
 
 def env_path(name: str, default: Path) -> Path:
     raw = env_str(name)
-    return Path(raw).expanduser().resolve() if raw else default
+    if not raw:
+        return default
+    path = Path(raw).expanduser()
+    # A relative path would depend on the directory each process was started from.
+    if not path.is_absolute():
+        raise ImproperlyConfigured(f"{name} must be an absolute path, got {raw!r}")
+    return path.resolve()
 
 
 def env_url(name: str, *, schemes: tuple[str, ...]) -> str:
     value = env_str(name)
-    if value and value.split("://", 1)[0] not in schemes:
-        allowed = ", ".join(f"{scheme}://" for scheme in schemes)
-        raise ImproperlyConfigured(f"{name} must start with one of {allowed}, got {value!r}")
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if value and scheme not in schemes:
+        allowed = ", ".join(f"{allowed_scheme}://" for allowed_scheme in schemes)
+        # Only the scheme is echoed: the rest of a URL often carries a password.
+        got = f"{scheme}://..." if scheme else "a value without a scheme"
+        raise ImproperlyConfigured(f"{name} must start with one of {allowed}, got {got}")
     return value

@@ -7,7 +7,7 @@ from workers.tasks import ping
 
 def test_queues_have_their_own_exchange_and_routing_key():
     queues: list[Queue] = app.conf.task_queues
-    assert {q.name for q in queues} == set(QUEUES) == {"default", "gpu"}
+    assert {q.name for q in queues} == set(QUEUES) == {"default", "gpu", "control"}
     for queue in queues:
         assert queue.exchange.name == queue.name
         assert queue.routing_key == queue.name
@@ -31,3 +31,10 @@ def test_ping_runs_in_a_real_worker_through_the_real_broker(default_worker):
     assert reply["pong"] is True
     assert result.successful()
     assert default_worker.poll() is None
+
+
+def test_training_goes_to_the_gpu_queue_and_reports_to_the_control_queue():
+    router = app.amqp.router
+    assert router.route({}, "finetuning.train")["queue"].name == "gpu"
+    assert router.route({}, "finetuning.report")["queue"].name == "control"
+    assert router.route({}, "files.validate")["queue"].name == "default"

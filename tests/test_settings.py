@@ -1,0 +1,193 @@
+"""Settings come from the environment through strict helpers: a bad value stops the
+process at start with a message that names the variable."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from tokenmill.env import env_bool, env_int, env_list, env_path, env_url
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = "TM_TEST_SETTING"
+
+
+@pytest.mark.parametrize(
+    ("read", "raw", "message"),
+    [
+        (lambda: env_bool(VAR), "maybe", f"{VAR} must be true or false, got 'maybe'"),
+        (lambda: env_int(VAR, 1), "12x", f"{VAR} must be a whole number, got '12x'"),
+        (lambda: env_int(VAR, 1, minimum=1), "0", f"{VAR} must be at least 1, got 0"),
+        (lambda: env_int(VAR, 1, maximum=9), "10", f"{VAR} must be at most 9, got 10"),
+        (
+            lambda: env_list(VAR),
+            "a.example.com b.example.com",
+            f"{VAR} must be a comma-separated list, got 'a.example.com b.example.com' with whitespace inside",
+        ),
+        (
+            lambda: env_url(VAR, schemes=("redis", "rediss")),
+            "http://cache:6379",
+            f"{VAR} must start with one of redis://, rediss://, got http://...",
+        ),
+        (
+            lambda: env_url(VAR, schemes=("redis",)),
+            "cache:6379",
+            f"{VAR} must start with one of redis://, got a value without a scheme",
+        ),
+        (
+            lambda: env_path(VAR, Path("/srv/default")),
+            "var/relative",
+            f"{VAR} must be an absolute path, got 'var/relative'",
+        ),
+    ],
+    ids=["bool", "int", "int-minimum", "int-maximum", "list", "url", "url-no-scheme", "path"],
+)
+def test_a_bad_value_names_the_variable(monkeypatch, read, raw, message):
+    monkeypatch.setenv(VAR, raw)
+    with pytest.raises(ImproperlyConfigured) as raised:
+        read()
+    assert str(raised.value) == message
+
+
+def test_good_values_and_defaults(monkeypatch, tmp_path):
+    monkeypatch.delenv(VAR, raising=False)
+    assert env_bool(VAR) is False
+    assert env_int(VAR, 7) == 7
+    assert env_list(VAR, "a,b") == ["a", "b"]
+    assert env_path(VAR, Path("/srv/default")) == Path("/srv/default")
+    assert env_url(VAR, schemes=("redis",)) == ""
+
+    monkeypatch.setenv(VAR, " On ")
+    assert env_bool(VAR) is True
+    monkeypatch.setenv(VAR, " 42 ")
+    assert env_int(VAR, 7, minimum=1, maximum=42) == 42
+    monkeypatch.setenv(VAR, " a.example.com, ,b.example.com,")
+    assert env_list(VAR) == ["a.example.com", "b.example.com"]
+    monkeypatch.setenv(VAR, str(tmp_path / "x" / ".." / "y"))
+    assert env_path(VAR, Path("/srv/default")) == tmp_path.resolve() / "y"
+    monkeypatch.setenv(VAR, "rediss://cache:6380/1")
+    assert env_url(VAR, schemes=("redis", "rediss")) == "rediss://cache:6380/1"
+
+
+def test_a_bad_url_is_not_echoed_with_its_password(monkeypatch):
+    monkeypatch.setenv(VAR, "mysql://tokenmill:hunter2@db/tokenmill")
+    with pytest.raises(ImproperlyConfigured) as raised:
+        env_url(VAR, schemes=("postgres",))
+    assert "hunter2" not in str(raised.value)
+    assert str(raised.value) == f"{VAR} must start with one of postgres://, got mysql://..."
+
+
+# --- the settings module, imported in a fresh process --------------------------------
+
+SUMMARY = (
+    "import json\n"
+    "from tokenmill import settings as s\n"
+    "print(json.dumps({\n"
+    "    'debug': s.DEBUG,\n"
+    "    'database': {k: str(s.DATABASES['default'][k]) for k in ('ENGINE', 'NAME')},\n"
+    "    'cache': s.CACHES['default'],\n"
+    "    'broker': s.CELERY_BROKER_URL,\n"
+    "    'port': s.PORT,\n"
+    "}))\n"
+)
+
+
+def import_settings(var_dir: Path, **env: str) -> subprocess.CompletedProcess:
+    """Import tokenmill.settings with only `env` set (nothing leaks in from this process)."""
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT / "platform"),
+        "TOKENMILL_VAR_DIR": str(var_dir),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", SUMMARY],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def failure(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stdout
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_production_without_a_secret_key_refuses_to_start(tmp_path):
+    result = import_settings(tmp_path, DEBUG="false")
+    assert failure(result) == (
+        "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must be set when DEBUG is off"
+    )
+
+
+def test_production_with_a_secret_key_starts(tmp_path):
+    result = import_settings(tmp_path, DEBUG="false", SECRET_KEY="s3cret-for-this-test")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["debug"] is False
+
+
+def test_a_mysql_database_url_is_refused_naming_the_variable(tmp_path):
+    result = import_settings(tmp_path, DEBUG="true", DATABASE_URL="mysql://u:pw@db:3306/tm")
+    assert failure(result) == (
+        "django.core.exceptions.ImproperlyConfigured: DATABASE_URL must start with one of "
+        "sqlite://, postgres://, postgresql://, got mysql://..."
+    )
+
+
+def test_a_port_that_is_not_a_number_is_refused_naming_the_variable(tmp_path):
+    result = import_settings(tmp_path, DEBUG="true", PORT="abc")
+    assert failure(result) == (
+        "django.core.exceptions.ImproperlyConfigured: PORT must be a whole number, got 'abc'"
+    )
+
+
+def test_a_debug_flag_that_is_not_a_boolean_is_refused(tmp_path):
+    result = import_settings(tmp_path, DEBUG="yes please")
+    assert failure(result) == (
+        "django.core.exceptions.ImproperlyConfigured: DEBUG must be true or false, got 'yes please'"
+    )
+
+
+def test_redis_url_selects_the_redis_cache_and_broker(tmp_path):
+    result = import_settings(tmp_path, DEBUG="true", REDIS_URL="redis://cache.internal:6379/3")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["cache"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://cache.internal:6379/3",
+        "KEY_PREFIX": "tokenmill",
+    }
+    assert summary["broker"] == "redis://cache.internal:6379/3"
+
+
+def test_the_embedded_default_is_sqlite_and_the_database_cache_under_the_var_dir(tmp_path):
+    result = import_settings(tmp_path, DEBUG="true")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["database"] == {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(tmp_path.resolve() / "tokenmill.sqlite3"),
+    }
+    assert summary["cache"] == {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "tokenmill_cache",
+    }
+    assert summary["broker"] == "filesystem://"
+    assert summary["port"] == 8000
+
+
+def test_postgres_database_url_selects_postgresql(tmp_path):
+    result = import_settings(
+        tmp_path, DEBUG="true", DATABASE_URL="postgres://tm:pw@db.internal:5432/tokenmill"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["database"] == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "tokenmill",
+    }
