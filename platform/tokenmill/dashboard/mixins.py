@@ -3,16 +3,20 @@
 It resolves the current organization from the session (only ever one the user is
 a member of), exposes it as `self.tenant` and `request.tenant`, and builds every
 queryset from it. Overriding `get_queryset` is refused at class creation.
+
+A role the page needs, or a TenantPermissionError a service raises while the view
+runs, ends the request with the 403 page: the view never goes on past it.
 """
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db.models import Model, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from tenants import selectors
 from tenants.errors import TenantPermissionError
 from tenants.models import Membership, Organization, Role
+from tokenmill.dashboard.views.errors import forbidden
 
 SESSION_KEY = "organization_id"
 
@@ -56,7 +60,13 @@ class TenantMixin(LoginRequiredMixin):
                 f"{cls.__name__} overrides get_queryset; define tenant_queryset(tenant) instead"
             )
 
-    def dispatch(self, request, *args, **kwargs):
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return self._dispatch_for_tenant(request, *args, **kwargs)
+        except TenantPermissionError as error:
+            return forbidden(request, error.message)
+
+    def _dispatch_for_tenant(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
             return self.handle_no_permission()
         membership = current_membership(request)
@@ -71,6 +81,9 @@ class TenantMixin(LoginRequiredMixin):
                 code="insufficient_role",
             )
         return super().dispatch(request, *args, **kwargs)
+
+    def has_role(self, at_least: str) -> bool:
+        return self.membership.has_role(at_least)
 
     def tenant_queryset(self, tenant: Organization) -> QuerySet:
         raise NotImplementedError

@@ -1,0 +1,156 @@
+"""The loss chart of a fine-tuning job, as the geometry of an inline SVG.
+
+No chart library and nothing sent to the browser but the SVG itself: the job page
+renders it, and the status endpoint sends it again when new metrics arrive. Long
+runs are thinned to at most MAX_POINTS points a series, always keeping the last.
+"""
+
+import math
+from dataclasses import dataclass
+
+WIDTH, HEIGHT = 720, 260
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 12, 36  # margins around the plot, in SVG units
+MAX_POINTS = 400
+
+
+@dataclass(frozen=True)
+class LossPoint:
+    step: int
+    train_loss: float | None = None
+    valid_loss: float | None = None
+    full_valid_loss: float | None = None
+
+
+@dataclass(frozen=True)
+class Tick:
+    at: float  # the SVG coordinate
+    label: str
+
+
+@dataclass(frozen=True)
+class Marker:
+    x: float
+    y: float
+    title: str
+
+
+@dataclass(frozen=True)
+class Series:
+    key: str  # train, valid, full-valid: the CSS class suffix
+    label: str
+    path: str  # SVG path data; "" when the series has a single point
+    markers: tuple[Marker, ...]
+    last: float
+
+
+@dataclass(frozen=True)
+class LossChart:
+    series: tuple[Series, ...]
+    x_ticks: tuple[Tick, ...] = ()
+    y_ticks: tuple[Tick, ...] = ()
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right: int = WIDTH - RIGHT
+    top: int = TOP
+    bottom: int = HEIGHT - BOTTOM
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.series
+
+
+SERIES = (
+    ("train", "Training loss", "train_loss"),
+    ("valid", "Validation loss", "valid_loss"),
+    ("full-valid", "Full validation loss", "full_valid_loss"),
+)
+
+
+def loss_chart(points: list[LossPoint], *, total_steps: int | None = None) -> LossChart:
+    """The chart of `points` (any order); the step axis runs to `total_steps` when known."""
+    columns = {
+        key: sorted((p.step, value) for p in points if _finite(value := getattr(p, attr)))
+        for key, _, attr in SERIES
+    }
+    values = [loss for column in columns.values() for _, loss in column]
+    if not values:
+        return LossChart(series=())
+    last_step = max(step for column in columns.values() for step, _ in column)
+    # The axis ends where training ends, so the line's length shows the progress.
+    x_high = max(last_step, total_steps or 0, 1)
+    x_ticks = _step_ticks(x_high)
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.04 or max(abs(high) * 0.1, 0.05)
+    y_ticks, y_low, y_high = _nice_range(max(low - pad, 0.0) if low >= 0 else low - pad, high + pad)
+
+    def x(step: float) -> float:
+        return round(LEFT + (WIDTH - LEFT - RIGHT) * step / x_high, 1)
+
+    def y(loss: float) -> float:
+        span = (y_high - y_low) or 1.0
+        return round(TOP + (HEIGHT - TOP - BOTTOM) * (y_high - loss) / span, 1)
+
+    series = []
+    for key, label, _ in SERIES:
+        column = _thin(columns[key])
+        if not column:
+            continue
+        coordinates = [(x(step), y(loss)) for step, loss in column]
+        path = "M" + " L".join(f"{cx} {cy}" for cx, cy in coordinates) if len(column) > 1 else ""
+        # Training loss comes every step: a line is enough. Validation comes per epoch:
+        # each point is marked, with its value on hover.
+        marked = column if key != "train" or len(column) == 1 else column[-1:]
+        markers = tuple(
+            Marker(x(step), y(loss), f"Step {step:,}: {label.lower()} {loss:.4f}")
+            for step, loss in marked
+        )
+        series.append(Series(key, label, path, markers, column[-1][1]))
+    return LossChart(
+        series=tuple(series),
+        x_ticks=tuple(Tick(x(value), f"{int(value):,}") for value in x_ticks),
+        y_ticks=tuple(Tick(y(value), _label(value, y_ticks)) for value in y_ticks),
+    )
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _thin(column: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    if len(column) <= MAX_POINTS:
+        return column
+    stride = math.ceil(len(column) / MAX_POINTS)
+    thinned = column[::stride]
+    return thinned if thinned[-1] == column[-1] else [*thinned, column[-1]]
+
+
+def _step_size(span: float, count: int) -> float:
+    """A round step (1, 2 or 5 times a power of ten) giving about `count` intervals."""
+    raw = span / count
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def _step_ticks(last: int) -> list[int]:
+    """Round step numbers from 0 to `last`, and `last` itself unless a tick is close to it."""
+    size = max(1, round(_step_size(last, 5)))
+    ticks = list(range(0, last + 1, size))
+    if last - ticks[-1] > size / 2:
+        ticks.append(last)
+    elif ticks[-1] != last:
+        ticks[-1] = last
+    return ticks
+
+
+def _nice_range(low: float, high: float) -> tuple[list[float], float, float]:
+    step = _step_size(high - low, 4)
+    bottom, top = math.floor(low / step) * step, math.ceil(high / step) * step
+    ticks = [bottom + i * step for i in range(round((top - bottom) / step) + 1)]
+    return ticks, bottom, top
+
+
+def _label(value: float, ticks: list[float]) -> str:
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return f"{value:.{decimals}f}"

@@ -1,0 +1,56 @@
+"""The loss chart's geometry (pure Python, no database)."""
+
+from tokenmill.dashboard import charts
+from tokenmill.dashboard.charts import LossPoint, loss_chart
+
+
+def test_no_points_is_an_empty_chart():
+    assert loss_chart([]).is_empty
+    assert loss_chart([LossPoint(step=1, train_loss=float("nan"))]).is_empty
+
+
+def test_axes_have_round_ticks_and_the_steps_run_to_the_total():
+    chart = loss_chart(
+        [LossPoint(1, train_loss=2.43), LossPoint(2, train_loss=1.91), LossPoint(3, 1.2, 1.5)],
+        total_steps=40,
+    )
+
+    assert [tick.label for tick in chart.x_ticks] == ["0", "10", "20", "30", "40"]
+    assert chart.x_ticks[0].at == chart.left and chart.x_ticks[-1].at == chart.right
+    labels = [tick.label for tick in chart.y_ticks]
+    assert labels == ["1.0", "1.5", "2.0", "2.5"]
+    # Higher loss is higher up: a smaller y.
+    assert chart.y_ticks[0].at == chart.bottom and chart.y_ticks[-1].at == chart.top
+
+
+def test_each_series_is_a_path_and_validation_points_are_marked():
+    chart = loss_chart(
+        [LossPoint(s, train_loss=3 - s / 10) for s in range(1, 11)]
+        + [LossPoint(5, valid_loss=2.6), LossPoint(10, valid_loss=2.4)]
+    )
+
+    train, valid = chart.series
+    assert (train.key, valid.key) == ("train", "valid")
+    assert train.path.startswith("M") and train.path.count(" L") == 9
+    assert len(train.markers) == 1  # only the latest step, to show where the run is
+    assert [m.title for m in valid.markers] == [
+        "Step 5: validation loss 2.6000",
+        "Step 10: validation loss 2.4000",
+    ]
+    assert (train.last, valid.last) == (2.0, 2.4)
+
+
+def test_long_runs_are_thinned_keeping_the_last_point():
+    points = [LossPoint(s, train_loss=1 / s) for s in range(1, 5001)]
+
+    [train] = loss_chart(points).series
+
+    assert train.path.count(" L") + 1 <= charts.MAX_POINTS + 1
+    assert train.last == 1 / 5000
+
+
+def test_a_single_point_is_a_marker():
+    [train] = loss_chart([LossPoint(1, train_loss=0.7)], total_steps=10).series
+
+    assert train.path == ""
+    assert len(train.markers) == 1
