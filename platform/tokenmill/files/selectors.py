@@ -1,0 +1,27 @@
+"""Reads on files."""
+
+from django.conf import settings
+from django.db.models import QuerySet, Sum
+
+from tenants.models import Organization
+from tokenmill.files.models import File
+
+
+def file_list(*, tenant: Organization, purpose: str | None = None) -> QuerySet[File]:
+    files = File.objects.for_tenant(tenant)
+    return files.filter(purpose=purpose) if purpose else files
+
+
+def file_get(*, tenant: Organization, file_id: str) -> File | None:
+    return file_list(tenant=tenant).filter(public_id=file_id).first()
+
+
+def storage_used_bytes(*, tenant: Organization) -> int:
+    return File.objects.for_tenant(tenant).aggregate(total=Sum("bytes"))["total"] or 0
+
+
+def storage_quota_bytes(*, tenant: Organization) -> int:
+    """The organization's own quota, else the platform default."""
+    if tenant.storage_quota_bytes is not None:
+        return tenant.storage_quota_bytes
+    return settings.STORAGE_QUOTA_BYTES

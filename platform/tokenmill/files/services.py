@@ -1,0 +1,231 @@
+"""Writes on files: upload, validate, delete.
+
+An upload is copied from Django's temporary file into the artifact store in chunks,
+then its row is inserted while the organization row is locked, so two uploads at
+once cannot both squeeze under the storage quota. Any failure on the way removes
+what was stored: there is never a row without its bytes, nor bytes without a row.
+"""
+
+from collections.abc import Iterable
+from functools import partial
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from gpu_inference.artifacts import ArtifactTooLarge
+from tenants.errors import TenantError, TenantScopeError
+from tenants.models import Organization
+from tokenmill.files import selectors, storage, tokenizer
+from tokenmill.files.models import File
+from tokenmill.files.validation import ValidationReport, validate_dataset
+from tokenmill.files.validation_report import plural
+
+# Room for the multipart boundaries, part headers and the purpose field around the file.
+MULTIPART_ENVELOPE_BYTES = 64 * 1024
+PURPOSES = " or ".join(repr(purpose) for purpose in File.Purpose.values)
+MAX_NAMED_USERS = 10
+VALIDATION_CRASHED = (
+    "Validation could not run because of an error on our side; "
+    "upload the file again, and contact support if it persists."
+)
+
+
+class FileTooLarge(TenantError):
+    status = 413
+
+    def __init__(self, message: str):
+        super().__init__(message, code="file_too_large", param="file")
+
+
+class FileInUse(TenantError):
+    status = 409
+
+
+def upload_size_check(*, content_length: str | None) -> None:
+    """Refuse an upload whose request is over the limit already, before a byte of it is read."""
+    try:
+        length = int(content_length or 0)
+    except ValueError:
+        return  # the multipart parser answers a malformed Content-Length
+    limit = settings.FILE_MAX_BYTES
+    if length > limit + MULTIPART_ENVELOPE_BYTES:
+        raise FileTooLarge(
+            f"The upload is {length:,} bytes; a file may be at most {limit:,} bytes."
+        )
+
+
+def file_create(*, tenant: Organization, upload: UploadedFile | None, purpose: str | None) -> File:
+    """Store an upload and record it; a fine-tune file is validated once the row is committed."""
+    if upload is None:
+        raise TenantError(
+            "Missing required parameter: 'file'. Send the file as the multipart/form-data "
+            "field 'file'.",
+            code="missing_required_parameter",
+            param="file",
+        )
+    purpose = _checked_purpose(purpose)
+    if not upload.size:
+        raise TenantError(f"The file {upload.name!r} is empty.", code="empty_file", param="file")
+    _quota_check(tenant, upload.size)  # unlocked, to refuse before copying when it is clear already
+
+    needs_validation = purpose == File.Purpose.FINE_TUNE
+    file = File(
+        tenant=tenant,
+        purpose=purpose,
+        filename=upload.name or "upload",
+        status=File.Status.UPLOADED if needs_validation else File.Status.PROCESSED,
+        processed_at=None if needs_validation else timezone.now(),
+    )
+    file.storage_key = storage.original_key(file.public_id)
+    store = storage.get_artifact_store()
+    limit = settings.FILE_MAX_BYTES
+    try:
+        file.bytes, file.sha256 = store.write_stream(
+            file.storage_key, upload.chunks(), max_bytes=limit
+        )
+    except ArtifactTooLarge:
+        raise FileTooLarge(f"The file is larger than the limit of {limit:,} bytes.") from None
+    try:
+        with transaction.atomic():
+            locked = Organization.objects.select_for_update().get(pk=tenant.pk)
+            _quota_check(locked, file.bytes)
+            file.save(force_insert=True)
+    except BaseException:
+        store.delete(storage.file_folder(file.public_id))
+        raise
+    if needs_validation:
+        transaction.on_commit(partial(_enqueue_validation, file.pk))
+    # With eager Celery (tests) the validation has run at commit already: show its outcome.
+    return File.objects.filter(pk=file.pk).first() or file
+
+
+def _checked_purpose(purpose: str | None) -> str:
+    if not purpose:
+        raise TenantError(
+            f"Missing required parameter: 'purpose'. Use {PURPOSES}.",
+            code="missing_required_parameter",
+            param="purpose",
+        )
+    if purpose not in File.Purpose.values:
+        raise TenantError(
+            f"Invalid purpose {purpose!r}: use {PURPOSES}.", code="invalid_value", param="purpose"
+        )
+    return purpose
+
+
+def purpose_filter_check(purpose: str | None) -> str | None:
+    """The `purpose` of a list request: absent, or one the platform knows."""
+    return _checked_purpose(purpose) if purpose else None
+
+
+def _quota_check(tenant: Organization, size: int) -> None:
+    quota = selectors.storage_quota_bytes(tenant=tenant)
+    used = selectors.storage_used_bytes(tenant=tenant)
+    if used + size > quota:
+        raise TenantError(
+            f"Storage quota exceeded: the organization stores {used:,} bytes of its "
+            f"{quota:,}-byte quota, and this file is {size:,} bytes. Delete files you no "
+            "longer need, or ask for a larger quota.",
+            code="storage_quota_exceeded",
+            param="file",
+        )
+
+
+def _enqueue_validation(file_pk: int) -> None:
+    from tokenmill.files.tasks import validate_file  # the task module imports this one
+
+    validate_file.delay(file_pk)
+
+
+def file_delete(*, tenant: Organization, file: File) -> None:
+    """Delete the row, then its bytes once the deletion is committed.
+
+    Fine-tuning jobs point at their files with on_delete=PROTECT; deleting a file
+    a job uses is refused with a 409 that names the jobs.
+    """
+    if file.tenant_id != tenant.pk:
+        raise TenantScopeError(f"{file.public_id} does not belong to {tenant}")
+    try:
+        with transaction.atomic():
+            file.delete()
+    except ProtectedError as error:
+        raise FileInUse(
+            _in_use_message(file, error.protected_objects), code="file_in_use", param="id"
+        ) from None
+    store = storage.get_artifact_store()
+    transaction.on_commit(partial(store.delete, storage.file_folder(file.public_id)))
+
+
+def _in_use_message(file: File, users: Iterable[object]) -> str:
+    ids = sorted({str(getattr(user, "public_id", user)) for user in users})
+    named = ", ".join(ids[:MAX_NAMED_USERS])
+    if len(ids) > MAX_NAMED_USERS:
+        named += f" and {len(ids) - MAX_NAMED_USERS:,} more"
+    jobs = "fine-tuning job" if len(ids) == 1 else "fine-tuning jobs"
+    return f"File {file.public_id!r} cannot be deleted: it is used by {jobs} {named}."
+
+
+def file_validate(*, tenant: Organization, file: File) -> str:
+    """Validate a fine-tune file, record the report and the normalized file; returns the status.
+
+    Safe to run twice (a redelivered task): only an `uploaded` file is validated,
+    and only one run records its outcome.
+    """
+    if file.tenant_id != tenant.pk:
+        raise TenantScopeError(f"{file.public_id} does not belong to {tenant}")
+    if file.status != File.Status.UPLOADED:
+        return file.status
+    if file.purpose != File.Purpose.FINE_TUNE:
+        _record_outcome(tenant, file, status=File.Status.PROCESSED)
+        return File.Status.PROCESSED
+
+    model = tokenizer.default_tokenizer_model(tenant=tenant)
+    encoder = tokenizer.encoder_for(model)
+    store = storage.get_artifact_store()
+    normalized_key = storage.normalized_key(file.public_id)
+    report = validate_dataset(
+        store.path(file.storage_key),
+        count_tokens=encoder.count_tokens,
+        context_length=model.context_length,
+        max_bytes=settings.FILE_MAX_BYTES,
+        normalized_out=store.path(normalized_key),
+    )
+    status = File.Status.PROCESSED if report.ok else File.Status.ERROR
+    recorded = _record_outcome(
+        tenant,
+        file,
+        status=status,
+        status_details="" if report.ok else validation_summary(report),
+        validation=report.to_dict(),
+        normalized_key=normalized_key if report.ok else "",
+    )
+    if not recorded and not File.objects.filter(pk=file.pk).exists():
+        store.delete(storage.file_folder(file.public_id))  # deleted while it was validated
+    return status
+
+
+def file_validation_crashed(*, tenant: Organization, file: File) -> bool:
+    """Give up on a file whose validation failed for good: it is `error`, not `uploaded` forever."""
+    return _record_outcome(
+        tenant, file, status=File.Status.ERROR, status_details=VALIDATION_CRASHED
+    )
+
+
+def validation_summary(report: ValidationReport) -> str:
+    """The first error, and how many more there are: OpenAI's `status_details`."""
+    first = report.errors[0].message
+    more = report.error_count - 1
+    return f"{first} (and {plural(more, 'more error')})" if more else first
+
+
+def _record_outcome(tenant: Organization, file: File, *, status: str, **fields: object) -> bool:
+    """Move an `uploaded` file to `status`; False when another run (or a deletion) came first."""
+    updated = (
+        File.objects.for_tenant(tenant)
+        .filter(pk=file.pk, status=File.Status.UPLOADED)
+        .update(status=status, processed_at=timezone.now(), **fields)
+    )
+    return updated == 1
