@@ -3,7 +3,9 @@
 Broker: Redis when REDIS_URL is set, otherwise kombu's filesystem broker under
 var/broker, so the embedded default needs no service. Queues:
 - `default`: validation, metering, billing, and reports coming back from GPU workers;
-- `gpu`: training, one task at a time per GPU.
+- `gpu`: training, one task at a time per GPU;
+- `control`: what GPU workers report back (events, checkpoints, outcomes); the
+  default workers consume it.
 """
 
 import os
@@ -20,7 +22,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenmill.settings")
 
 from django.conf import settings  # noqa: E402
 
-QUEUES = ("default", "gpu")
+QUEUES = ("default", "gpu", "control")
 
 app = Celery("tokenmill")
 
@@ -28,12 +30,13 @@ app = Celery("tokenmill")
 def broker_transport_options() -> dict:
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         folder = Path(settings.CELERY_BROKER_FOLDER)
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
             "polling_interval": 0.1,
         }
@@ -57,7 +60,10 @@ def configure(celery_app: Celery) -> None:
         task_default_queue="default",
         task_default_exchange="default",
         task_default_routing_key="default",
-        task_routes={"finetuning.train": {"queue": "gpu", "routing_key": "gpu"}},
+        task_routes={
+            "finetuning.train": {"queue": "gpu", "routing_key": "gpu"},
+            "finetuning.report": {"queue": "control", "routing_key": "control"},
+        },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -67,9 +73,14 @@ def configure(celery_app: Celery) -> None:
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=False,
-        beat_schedule={},
+        beat_schedule={
+            "reap-fine-tuning-jobs": {
+                "task": "finetuning.reap",
+                "schedule": float(settings.JOB_REAPER_SECONDS),
+            },
+        },
     )
 
 
 configure(app)
-app.autodiscover_tasks(["workers"])
+app.autodiscover_tasks(["workers", "tokenmill.files", "tokenmill.finetuning"])

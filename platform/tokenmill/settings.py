@@ -35,8 +35,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web, worker and beat share the file: wait for a lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Web, workers and beat share the file: wait for a lock instead of failing, and take
+    # the write lock when a transaction starts so two writers queue instead of deadlocking.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"))
 if REDIS_URL:
@@ -63,6 +64,8 @@ MAX_CONCURRENT_JOBS = env_int("MAX_CONCURRENT_JOBS", 2, minimum=1)
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 MODEL_ROOT = env_path("MODEL_ROOT", VAR_DIR / "models")
+# The catalog model whose tokenizer counts the tokens of uploaded datasets.
+DEFAULT_TOKENIZER_MODEL = env_str("DEFAULT_TOKENIZER_MODEL", "tiny-chat")
 
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
@@ -80,6 +83,8 @@ INSTALLED_APPS = [
     "tenants",
     "workers",
     "tokenmill.catalog",
+    "tokenmill.files",
+    "tokenmill.finetuning",
     "tokenmill.dashboard",
 ]
 
@@ -178,6 +183,18 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# Fine-tuning. GPU_WORKER_SLOTS is how many training tasks the gpu queue's workers
+# run at once (one per GPU); the dispatcher never sends more, so it can share them
+# fairly between tenants.
+GPU_WORKER_SLOTS = env_int("GPU_WORKER_SLOTS", 1, minimum=1)
+JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 5, minimum=1)
+JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 60, minimum=2)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+JOB_DISPATCH_TIMEOUT = env_int("JOB_DISPATCH_TIMEOUT", 600, minimum=10)
+JOB_REAPER_SECONDS = env_int("JOB_REAPER_SECONDS", 10, minimum=1)
+# The training entry point GPU workers call (tests point it at a fake trainer).
+TRAINER = env_str("TRAINER", "gpu_inference.training:run_training").replace(":", ".")
 
 # Celery (see workers/celery.py): Redis when configured, else the filesystem broker.
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"

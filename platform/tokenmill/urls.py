@@ -6,10 +6,36 @@ from tokenmill.api import organization
 from tokenmill.api.errors import api_not_found, api_server_error
 from tokenmill.catalog import api as catalog_api
 from tokenmill.dashboard.views import errors as dashboard_errors
+from tokenmill.files import api as files_api
+from tokenmill.finetuning import api as finetuning_api
 
 openai_api = [
     path("models", catalog_api.ModelListView.as_view(), name="models"),
     path("models/<str:model_id>", catalog_api.ModelDetailView.as_view(), name="model"),
+    path("files", files_api.FileListView.as_view(), name="files"),
+    path("files/<str:object_id>", files_api.FileDetailView.as_view(), name="file"),
+    path("files/<str:object_id>/content", files_api.FileContentView.as_view(), name="file-content"),
+    path("fine_tuning/jobs", finetuning_api.JobListView.as_view(), name="fine-tuning-jobs"),
+    path(
+        "fine_tuning/jobs/<str:job_id>",
+        finetuning_api.JobDetailView.as_view(),
+        name="fine-tuning-job",
+    ),
+    path(
+        "fine_tuning/jobs/<str:job_id>/cancel",
+        finetuning_api.JobCancelView.as_view(),
+        name="fine-tuning-job-cancel",
+    ),
+    path(
+        "fine_tuning/jobs/<str:job_id>/events",
+        finetuning_api.JobEventsView.as_view(),
+        name="fine-tuning-job-events",
+    ),
+    path(
+        "fine_tuning/jobs/<str:job_id>/checkpoints",
+        finetuning_api.JobCheckpointsView.as_view(),
+        name="fine-tuning-job-checkpoints",
+    ),
 ]
 
 platform_api = [

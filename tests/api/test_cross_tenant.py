@@ -5,11 +5,18 @@ that is not added here fails `test_every_endpoint_is_in_the_matrix`.
 """
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tenants import services
 from tenants.models import Membership
 from tests.factories import MembershipFactory, UserFactory
+from tokenmill.files import services as file_services
+
+
+@pytest.fixture(autouse=True)
+def _private_artifact_store(artifact_root):
+    return artifact_root
 
 
 def _member(acme, alice):
@@ -30,11 +37,51 @@ def _api_key(acme, alice):
     return api_key.public_id
 
 
+def _job(acme, alice):
+    from tests.finetuning.conftest import make_training_file
+    from tokenmill.finetuning import services as finetuning_services
+    from tokenmill.finetuning.params import JobRequest
+
+    training_file = make_training_file(acme)
+    request = JobRequest(model="tiny-chat", training_file=training_file.public_id)
+    return finetuning_services.job_create(tenant=acme, request=request).public_id
+
+
+def _fine_tuned_model(acme, alice):
+    from tokenmill.finetuning.models import FineTunedModel, FineTuningJob
+
+    job = FineTuningJob.objects.get(public_id=_job(acme, alice))
+    FineTuningJob.objects.filter(pk=job.pk).update(
+        status="succeeded", fine_tuned_model="ft:tiny-chat:acme::x"
+    )
+    FineTunedModel.objects.create(
+        model_id="ft:tiny-chat:acme::x",
+        tenant=acme,
+        job=job,
+        base_model=job.base_model,
+        artifact_key="jobs/x",
+    )
+    return "ft:tiny-chat:acme::x"
+
+
+def _file(acme, alice):
+    upload = SimpleUploadedFile("notes.txt", b"acme's notes")
+    return file_services.file_create(tenant=acme, upload=upload, purpose="user_data").public_id
+
+
 # url name -> (make an object of acme's and return its id, methods to try) for detail
 # endpoints; None for endpoints without an object id (lists and the caller's own organization).
 ENDPOINTS = {
     "v1:models": None,
-    "v1:model": "shared",  # base models are the shared catalog; checked separately
+    "v1:model": (_fine_tuned_model, ["get", "delete"]),  # base models: the shared catalog, below
+    "v1:fine-tuning-jobs": None,
+    "v1:fine-tuning-job": (_job, ["get"]),
+    "v1:fine-tuning-job-cancel": (_job, ["post"]),
+    "v1:fine-tuning-job-events": (_job, ["get"]),
+    "v1:fine-tuning-job-checkpoints": (_job, ["get"]),
+    "v1:files": None,
+    "v1:file": (_file, ["get", "delete"]),
+    "v1:file-content": (_file, ["get"]),
     "api:organization": None,
     "api:members": None,
     "api:member": (_member, ["get", "patch", "delete"]),
@@ -45,6 +92,8 @@ ENDPOINTS = {
 }
 
 LIST_ENDPOINTS = {
+    "v1:fine-tuning-jobs": "/v1/fine_tuning/jobs",
+    "v1:files": "/v1/files",
     "api:members": "/api/v1/members",
     "api:invitations": "/api/v1/invitations",
     "api:api-keys": "/api/v1/api-keys",
@@ -73,7 +122,7 @@ def test_every_endpoint_is_in_the_matrix():
 def _detail_url(name: str, object_id: str) -> str:
     from django.urls import reverse
 
-    return reverse(name, kwargs={"object_id": object_id})
+    return reverse(name, args=[object_id])
 
 
 DETAIL_CASES = [
@@ -97,17 +146,27 @@ def test_another_tenants_object_answers_404_like_a_missing_one(
 
     assert theirs.status_code == missing.status_code == 404
     error = theirs.json()["error"]
-    assert error["code"] == missing.json()["error"]["code"] == "not_found"
+    assert error["code"] == missing.json()["error"]["code"]
+    assert error["code"] in ("not_found", "model_not_found")
     assert error["message"] == missing.json()["error"]["message"].replace("nothing-here", object_id)
     # ...and the object is untouched: its owner still sees it.
-    assert api(alice_key).get(_detail_url(name, object_id)).status_code == 200
+    # (for an action such as cancel, the object itself is what must be untouched)
+    owner_view = api(alice_key).get(_detail_url(name.removesuffix("-cancel"), object_id))
+    owner_view.close()  # a download streams from an open file until closed
+    assert owner_view.status_code == 200
 
 
 @pytest.mark.parametrize("name", sorted(LIST_ENDPOINTS))
 def test_lists_show_only_the_callers_objects(
     name, acme, alice, charlie, api, alice_key, charlie_key
 ):
-    _member(acme, alice), _invitation(acme, alice), _api_key(acme, alice)
+    (
+        _member(acme, alice),
+        _invitation(acme, alice),
+        _api_key(acme, alice),
+        _file(acme, alice),
+        _job(acme, alice),
+    )
     url = LIST_ENDPOINTS[name]
     acme_ids = {row["id"] for row in api(alice_key).get(url).json()["data"]}
     globex_ids = {row["id"] for row in api(charlie_key).get(url).json()["data"]}

@@ -10,6 +10,9 @@ from tokenmill.api.pagination import list_body
 from tokenmill.api.views import TenantAPIView
 from tokenmill.catalog import selectors
 from tokenmill.catalog.models import BaseModel
+from tokenmill.finetuning import selectors as finetuning_selectors
+from tokenmill.finetuning import services as finetuning_services
+from tokenmill.finetuning.bodies import fine_tuned_model_body
 
 ModelSerializer = inline_serializer(
     "Model",
@@ -18,6 +21,15 @@ ModelSerializer = inline_serializer(
         "object": serializers.CharField(default="model"),
         "created": serializers.IntegerField(),
         "owned_by": serializers.CharField(),
+    },
+)
+
+DeletedModelSerializer = inline_serializer(
+    "DeletedModel",
+    {
+        "id": serializers.CharField(),
+        "object": serializers.CharField(default="model"),
+        "deleted": serializers.BooleanField(),
     },
 )
 
@@ -38,7 +50,18 @@ class ModelsAPIView(TenantAPIView):
         return selectors.base_model_list(tenant=tenant)
 
     def model_bodies(self) -> list[dict]:
-        return [base_model_body(model) for model in self.get_queryset()]
+        own = finetuning_selectors.fine_tuned_model_list(tenant=self.tenant)
+        return [base_model_body(model) for model in self.get_queryset()] + [
+            fine_tuned_model_body(model) for model in own
+        ]
+
+    def not_found(self, model_id: str) -> ApiError:
+        return ApiError(
+            f"The model {model_id!r} does not exist or you do not have access to it.",
+            status_code=404,
+            code="model_not_found",
+            param="model",
+        )
 
 
 class ModelListView(ModelsAPIView):
@@ -55,9 +78,26 @@ class ModelDetailView(ModelsAPIView):
         for body in self.model_bodies():
             if body["id"] == model_id:
                 return Response(body)
-        raise ApiError(
-            f"The model {model_id!r} does not exist or you do not have access to it.",
-            status_code=404,
-            code="model_not_found",
-            param="model",
+        raise self.not_found(model_id)
+
+    @extend_schema(
+        operation_id="models_delete", responses={200: DeletedModelSerializer}, tags=["models"]
+    )
+    def delete(self, request, model_id: str):
+        """Delete one of your fine-tuned models. Base models cannot be deleted."""
+        model = (
+            finetuning_selectors.fine_tuned_model_list(tenant=self.tenant)
+            .filter(model_id=model_id)
+            .first()
         )
+        if model is None:
+            if self.get_queryset().filter(model_id=model_id).exists():
+                raise ApiError(
+                    f"The model {model_id!r} is a base model; only your fine-tuned models can be deleted.",
+                    status_code=403,
+                    code="model_not_deletable",
+                    param="model",
+                )
+            raise self.not_found(model_id)
+        finetuning_services.fine_tuned_model_delete(tenant=self.tenant, model=model)
+        return Response({"id": model_id, "object": "model", "deleted": True})

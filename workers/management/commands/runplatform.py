@@ -30,6 +30,10 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             call_command("createcachetable", verbosity=0)
             self.stdout.write("Database ready.")
+        # In its own process, so this supervisor never holds torch in memory.
+        subprocess.run(
+            [sys.executable, "manage.py", "ensure_demo_model"], cwd=settings.BASE_DIR, check=True
+        )
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(
@@ -52,19 +56,18 @@ class Command(BaseCommand):
                 str(port),
                 "--no-access-log",
             ],
+            # default and control share a worker; the gpu queue gets its own, one job at a time.
             "worker-default": [
                 *celery,
                 "worker",
                 "-Q",
-                "default",
+                "default,control",
                 "-c",
                 "2",
                 "-n",
                 "default@%h",
-                "-l",
-                "INFO",
             ],
-            "worker-gpu": [*celery, "worker", "-Q", "gpu", "-c", "1", "-n", "gpu@%h", "-l", "INFO"],
+            "worker-gpu": [*celery, "worker", "-Q", "gpu", "-c", "1", "-n", "gpu@%h"],
             "beat": [*celery, "beat", "-l", "INFO", "-s", str(var / "celerybeat-schedule")],
         }
         children = {

@@ -1,0 +1,70 @@
+"""The artifact store: uploaded datasets, checkpoints and adapters.
+
+Web, default workers and GPU workers all reach it; GPU workers need nothing else
+but the broker. The embedded default is a local folder (shared by every process on
+the machine); keys are relative paths such as `files/<file-id>/original`.
+Writes are atomic: a reader never sees half an object.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+
+class ArtifactTooLarge(Exception):
+    def __init__(self, limit: int):
+        super().__init__(f"larger than {limit} bytes")
+        self.limit = limit
+
+
+class ArtifactStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        target = (self.root / key).resolve()
+        if self.root.resolve() not in target.parents:
+            raise ValueError(f"artifact key escapes the store: {key!r}")
+        return target
+
+    def write_stream(
+        self, key: str, chunks: Iterable[bytes], *, max_bytes: int | None = None
+    ) -> tuple[int, str]:
+        """Store `chunks` under `key`; returns (byte count, SHA-256 hex). Nothing is left on failure."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise ArtifactTooLarge(max_bytes)
+                    digest.update(chunk)
+                    out.write(chunk)
+            os.replace(temp_name, target)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        return size, digest.hexdigest()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.write_stream(key, [data])
+
+    def open(self, key: str) -> BinaryIO:
+        return self.path(key).open("rb")
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def delete(self, key: str) -> None:
+        target = self.path(key)
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)

@@ -1,0 +1,136 @@
+"""Recording what GPU workers report (runs on the control queue).
+
+Reports of an attempt that is no longer current (the job was requeued, or a
+duplicate delivery) are ignored, so a zombie worker can never overwrite a job.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from tokenmill.finetuning import control
+from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint
+from tokenmill.finetuning.services import _fail, event_add
+
+Status = FineTuningJob.Status
+
+
+def fine_tuned_model_id(job: FineTuningJob) -> str:
+    fragment = job.public_id.removeprefix("ftjob-")[:8]
+    return f"ft:{job.base_model.model_id}:{job.tenant.slug}:{job.suffix}:{fragment}"
+
+
+def _at(payload: dict) -> datetime:
+    return datetime.fromtimestamp(payload["at"], tz=UTC) if "at" in payload else timezone.now()
+
+
+def _metrics_message(data: dict) -> str:
+    # The trainer's end-of-epoch metrics carry the epoch and its last step, no total.
+    if data.get("total_steps") is None and data.get("epoch") is not None:
+        parts = [f"Epoch {data['epoch']} (step {data.get('step')})"]
+    else:
+        parts = [f"Step {data.get('step')}/{data.get('total_steps')}"]
+    for key, label in (
+        ("train_loss", "training loss"),
+        ("valid_loss", "validation loss"),
+        ("full_valid_loss", "full validation loss"),
+    ):
+        if data.get(key) is not None:
+            parts.append(f"{label}={data[key]:.4f}")
+    return ": ".join([parts[0], ", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
+
+
+def record(*, job_id: str, attempt: int, kind: str, payload: dict) -> bool:
+    """Apply one report. Returns False when it was ignored as stale."""
+    job = (
+        FineTuningJob.objects.select_related("tenant", "base_model")
+        .filter(public_id=job_id)
+        .first()
+    )
+    if job is None or job.attempt != attempt or job.released_at is not None:
+        return False
+    at = _at(payload)
+    current = FineTuningJob.objects.filter(pk=job.pk, attempt=attempt, released_at__isnull=True)
+    if kind == "outcome":
+        return _record_outcome(job, attempt, payload, at)
+    current.update(last_heartbeat_at=timezone.now())
+    if kind == "started":
+        started = current.filter(status=Status.QUEUED).update(
+            status=Status.RUNNING, started_at=at, worker=payload.get("worker", "")
+        )
+        if started:
+            event_add(job, "Fine-tuning job started", at=at)
+    elif kind == "event":
+        event_add(
+            job,
+            payload["message"],
+            level=payload.get("level", "info"),
+            data=payload.get("data"),
+            at=at,
+        )
+    elif kind == "metrics":
+        data = payload["data"]
+        event_add(job, _metrics_message(data), kind="metrics", data=data, at=at)
+        if data.get("eta_seconds") is not None:
+            current.update(estimated_finish=timezone.now() + timedelta(seconds=data["eta_seconds"]))
+    elif kind == "checkpoint":
+        step = int(payload["step"])
+        JobCheckpoint.objects.get_or_create(
+            job=job,
+            step_number=step,
+            defaults={
+                "tenant_id": job.tenant_id,
+                "epoch": int(payload.get("epoch", 0)),
+                "metrics": payload.get("metrics") or {},
+                "fine_tuned_model_checkpoint": f"{fine_tuned_model_id(job)}:ckpt-step-{step}",
+                "artifact_key": payload["path"],
+                "created_at": at,
+            },
+        )
+    return True
+
+
+def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetime) -> bool:
+    now = timezone.now()
+    status = payload["status"]
+    with transaction.atomic():
+        job = (
+            FineTuningJob.objects.select_for_update()
+            .select_related("tenant", "base_model")
+            .get(pk=job.pk)
+        )
+        if job.attempt != attempt or job.released_at is not None:
+            return False
+        if job.status == Status.CANCELLED or status == "cancelled":
+            # Cancelled by the user (even if training finished meanwhile): the worker has stopped.
+            FineTuningJob.objects.filter(pk=job.pk).update(status=Status.CANCELLED, released_at=now)
+        elif status == "succeeded":
+            model_id = fine_tuned_model_id(job)
+            FineTuningJob.objects.filter(pk=job.pk).update(
+                status=Status.SUCCEEDED,
+                trained_tokens=payload["trained_tokens"],
+                fine_tuned_model=model_id,
+                finished_at=at,
+                released_at=now,
+                estimated_finish=None,
+            )
+            FineTunedModel.objects.create(
+                model_id=model_id,
+                tenant_id=job.tenant_id,
+                job=job,
+                base_model=job.base_model,
+                training_type=job.training_type,
+                artifact_key=payload["output"],
+            )
+            event_add(job, f"New fine-tuned model created: {model_id}", at=at)
+            event_add(job, "The job has successfully completed", at=at)
+        else:
+            _fail(
+                job,
+                payload.get("code", "internal_error"),
+                payload.get("message", "Training failed."),
+            )
+            FineTuningJob.objects.filter(pk=job.pk).update(finished_at=at)
+        transaction.on_commit(control.enqueue_dispatch)
+    return True

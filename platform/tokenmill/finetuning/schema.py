@@ -1,0 +1,119 @@
+"""OpenAPI descriptions of the fine-tuning shapes (the views build plain dicts, see bodies.py)."""
+
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+HYPERPARAMETER_HELP = "'auto' or a number within OpenAI's bounds"
+
+
+def _hyperparameters(name: str):
+    return inline_serializer(
+        name,
+        {
+            "n_epochs": serializers.JSONField(
+                required=False, help_text=f"{HYPERPARAMETER_HELP}: 1 to 50"
+            ),
+            "batch_size": serializers.JSONField(
+                required=False, help_text=f"{HYPERPARAMETER_HELP}: 1 to 256"
+            ),
+            "learning_rate_multiplier": serializers.JSONField(
+                required=False, help_text=f"{HYPERPARAMETER_HELP}: above 0, at most 10"
+            ),
+            "lora_rank": serializers.JSONField(
+                required=False, help_text="extension: LoRA rank, 1 to 256"
+            ),
+            "lora_alpha": serializers.JSONField(
+                required=False, help_text="extension: LoRA alpha, above 0"
+            ),
+        },
+    )
+
+
+JobCreateRequest = inline_serializer(
+    "FineTuningJobCreateRequest",
+    {
+        "model": serializers.CharField(),
+        "training_file": serializers.CharField(),
+        "validation_file": serializers.CharField(required=False, allow_null=True),
+        "suffix": serializers.CharField(required=False, max_length=64),
+        "seed": serializers.IntegerField(required=False, min_value=0),
+        "metadata": serializers.DictField(child=serializers.CharField(), required=False),
+        "hyperparameters": _hyperparameters("FineTuningHyperparametersRequest"),
+        "method": serializers.JSONField(
+            required=False,
+            help_text="{'type': 'supervised', 'supervised': {'hyperparameters': {...}}}",
+        ),
+        "training_type": serializers.ChoiceField(
+            choices=["lora", "full"], required=False, help_text="extension"
+        ),
+    },
+)
+
+JOB_FIELDS = {
+    "id": serializers.CharField(),
+    "object": serializers.CharField(default="fine_tuning.job"),
+    "created_at": serializers.IntegerField(),
+    "error": serializers.JSONField(allow_null=True),
+    "fine_tuned_model": serializers.CharField(allow_null=True),
+    "finished_at": serializers.IntegerField(allow_null=True),
+    "hyperparameters": _hyperparameters("FineTuningHyperparameters"),
+    "model": serializers.CharField(),
+    "organization_id": serializers.CharField(),
+    "result_files": serializers.ListField(child=serializers.CharField()),
+    "seed": serializers.IntegerField(),
+    "status": serializers.ChoiceField(
+        choices=["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+    ),
+    "trained_tokens": serializers.IntegerField(allow_null=True),
+    "training_file": serializers.CharField(),
+    "validation_file": serializers.CharField(allow_null=True),
+    "estimated_finish": serializers.IntegerField(allow_null=True),
+    "metadata": serializers.JSONField(allow_null=True),
+    "user_provided_suffix": serializers.CharField(allow_null=True),
+    "method": serializers.JSONField(),
+    "training_type": serializers.CharField(),
+    "estimated_trained_tokens": serializers.IntegerField(allow_null=True),
+}
+
+
+EVENT_FIELDS = {
+    "id": serializers.CharField(),
+    "object": serializers.CharField(default="fine_tuning.job.event"),
+    "created_at": serializers.IntegerField(),
+    "level": serializers.ChoiceField(choices=["info", "warn", "error"]),
+    "message": serializers.CharField(),
+    "type": serializers.ChoiceField(choices=["message", "metrics"]),
+    "data": serializers.JSONField(allow_null=True),
+}
+
+CHECKPOINT_FIELDS = {
+    "id": serializers.CharField(),
+    "object": serializers.CharField(default="fine_tuning.job.checkpoint"),
+    "created_at": serializers.IntegerField(),
+    "fine_tuned_model_checkpoint": serializers.CharField(),
+    "fine_tuning_job_id": serializers.CharField(),
+    "metrics": serializers.JSONField(),
+    "step_number": serializers.IntegerField(),
+}
+
+
+def list_of(item_name: str, item_fields: dict, list_name: str):
+    """OpenAI's list shape around items described by `item_fields`."""
+    return inline_serializer(
+        list_name,
+        {
+            "object": serializers.CharField(default="list"),
+            "data": inline_serializer(item_name, item_fields, many=True),
+            "has_more": serializers.BooleanField(),
+            "first_id": serializers.CharField(allow_null=True),
+            "last_id": serializers.CharField(allow_null=True),
+        },
+    )
+
+
+Job = inline_serializer("FineTuningJob", JOB_FIELDS)
+JobList = list_of("FineTuningJobListItem", JOB_FIELDS, "FineTuningJobList")
+EventList = list_of("FineTuningJobEvent", EVENT_FIELDS, "FineTuningJobEventList")
+CheckpointList = list_of(
+    "FineTuningJobCheckpoint", CHECKPOINT_FIELDS, "FineTuningJobCheckpointList"
+)

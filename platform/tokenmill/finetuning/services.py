@@ -1,0 +1,326 @@
+"""Writes on fine-tuning jobs: create, prepare, dispatch, cancel, delete models."""
+
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from tenants.errors import TenantError
+from tenants.models import Organization
+from tokenmill.catalog.models import BaseModel
+from tokenmill.files.models import File
+from tokenmill.files.storage import get_artifact_store
+from tokenmill.finetuning import control, runner_spec
+from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobEvent
+from tokenmill.finetuning.params import JobRequest
+
+Status = FineTuningJob.Status
+
+
+def event_add(
+    job: FineTuningJob,
+    message: str,
+    *,
+    level: str = "info",
+    kind: str = "message",
+    data=None,
+    at=None,
+):
+    return JobEvent.objects.create(
+        tenant_id=job.tenant_id,
+        job=job,
+        level=level,
+        type=kind,
+        message=message,
+        data=data,
+        created_at=at or timezone.now(),
+    )
+
+
+def fine_tunable_model(*, model_id: str) -> BaseModel:
+    """The active base model a job may fine-tune, else the TenantError naming `model`."""
+    base_model = BaseModel.objects.filter(model_id=model_id, status=BaseModel.Status.ACTIVE).first()
+    if base_model is None:
+        raise TenantError(
+            f"The model {model_id!r} does not exist or cannot be fine-tuned.",
+            code="model_not_found",
+            param="model",
+        )
+    if not base_model.supports_fine_tuning:
+        raise TenantError(
+            f"The model {model_id!r} cannot be fine-tuned.",
+            code="model_not_fine_tunable",
+            param="model",
+        )
+    return base_model
+
+
+def fine_tuning_file(*, tenant: Organization, file_id: str, param: str) -> File:
+    """The tenant's file a job may train on, else the TenantError naming `param`."""
+    file = File.objects.for_tenant(tenant).filter(public_id=file_id).first()
+    if file is None:  # another tenant's file reads exactly like a missing one
+        raise TenantError(f"No file with id {file_id!r}.", code="invalid_file", param=param)
+    if file.purpose != "fine-tune":
+        raise TenantError(
+            f"File {file_id} has purpose {file.purpose!r}; fine-tuning needs purpose 'fine-tune'.",
+            code="invalid_file_purpose",
+            param=param,
+        )
+    if file.status == "error":
+        raise TenantError(
+            f"File {file_id} failed validation: {file.status_details}",
+            code="invalid_file",
+            param=param,
+        )
+    return file
+
+
+def job_create(
+    *, tenant: Organization, request: JobRequest, api_key_id: int | None = None
+) -> FineTuningJob:
+    base_model = fine_tunable_model(model_id=request.model)
+    training_file = fine_tuning_file(
+        tenant=tenant, file_id=request.training_file, param="training_file"
+    )
+    validation_file = None
+    if request.validation_file:
+        validation_file = fine_tuning_file(
+            tenant=tenant, file_id=request.validation_file, param="validation_file"
+        )
+    with transaction.atomic():
+        job = FineTuningJob.objects.create(
+            tenant=tenant,
+            created_by_key_id=api_key_id,
+            base_model=base_model,
+            training_file=training_file,
+            validation_file=validation_file,
+            suffix=request.suffix,
+            seed=request.seed if request.seed is not None else random.randint(0, 2**31 - 1),  # noqa: S311
+            metadata=request.metadata,
+            training_type=request.training_type,
+            hyperparameters=request.hyperparameters,
+        )
+        event_add(job, f"Validating training file: {training_file.public_id}")
+        transaction.on_commit(lambda: control.enqueue_prepare(job.pk))
+    return job
+
+
+def _fail(job: FineTuningJob, code: str, message: str, *, param: str | None = None) -> None:
+    now = timezone.now()
+    updated = (
+        FineTuningJob.objects.filter(pk=job.pk)
+        .exclude(status__in=FineTuningJob.TERMINAL)
+        .update(
+            status=Status.FAILED,
+            error={"code": code, "message": message, "param": param},
+            finished_at=now,
+            released_at=now,
+        )
+    )
+    if updated:
+        event_add(job, f"Fine-tuning job failed: {message}", level="error")
+
+
+def job_prepare(*, job_id: int) -> str:
+    """Turn a validating job into a queued one once its files are validated.
+
+    Returns "waiting" while a file is still being validated (the caller retries),
+    else the job's new status.
+    """
+    job = FineTuningJob.objects.select_related(
+        "training_file", "validation_file", "base_model"
+    ).get(pk=job_id)
+    if job.status != Status.VALIDATING_FILES:
+        return job.status
+    files = [("training_file", job.training_file), ("validation_file", job.validation_file)]
+    for param, file in files:
+        if file is None:
+            continue
+        if file.status == "uploaded":
+            return "waiting"
+        if file.status == "error":
+            _fail(
+                job,
+                "invalid_file",
+                f"{file.public_id} failed validation: {file.status_details}",
+                param=param,
+            )
+            return Status.FAILED
+    stats = runner_spec.dataset_statistics(job)
+    try:
+        resolved = runner_spec.resolve_hyperparameters(job, stats)
+    except ValueError as error:
+        _fail(job, "invalid_hyperparameters", str(error), param="hyperparameters")
+        return Status.FAILED
+    estimated = resolved["n_epochs"] * stats["trained_tokens_per_epoch"]
+    updated = FineTuningJob.objects.filter(pk=job.pk, status=Status.VALIDATING_FILES).update(
+        status=Status.QUEUED,
+        resolved_hyperparameters=resolved,
+        n_train_examples=stats["n_examples"],
+        estimated_trained_tokens=estimated,
+    )
+    if not updated:  # cancelled meanwhile
+        return FineTuningJob.objects.get(pk=job.pk).status
+    event_add(
+        job,
+        f"Files validated: {stats['n_examples']} examples, about {estimated:,} tokens to train "
+        f"over {resolved['n_epochs']} epochs.",
+        data={"hyperparameters": resolved, "estimated_trained_tokens": estimated},
+    )
+    event_add(job, "Fine-tuning job queued")
+    transaction.on_commit(control.enqueue_dispatch)
+    return Status.QUEUED
+
+
+def _tenant_limit(tenant: Organization) -> int:
+    return tenant.max_concurrent_jobs or settings.MAX_CONCURRENT_JOBS
+
+
+def _holding_slot():
+    return Q(dispatched_at__isnull=False, released_at__isnull=True)
+
+
+def jobs_dispatch() -> list[int]:
+    """Send queued jobs to the GPU queue while GPU slots are free.
+
+    Fair across tenants: each free slot goes to the tenant holding the fewest slots
+    (oldest job first among equals), and no tenant exceeds its concurrent-job limit,
+    so one tenant's hundred jobs cannot starve another's one.
+    """
+    sent: list[int] = []
+    with transaction.atomic():
+        # Lock the waiting jobs so two dispatchers cannot hand out the same slot.
+        waiting = list(
+            FineTuningJob.objects.select_for_update()
+            .filter(status=Status.QUEUED, dispatched_at__isnull=True)
+            .select_related("tenant")
+            .order_by("created_at", "id")
+        )
+        if not waiting:
+            return sent
+        holding = dict(
+            FineTuningJob.objects.filter(_holding_slot())
+            .values_list("tenant_id")
+            .annotate(n=Count("id"))
+            .values_list("tenant_id", "n")
+        )
+        free = settings.GPU_WORKER_SLOTS - sum(holding.values())
+        while free > 0 and waiting:
+            eligible = [
+                job for job in waiting if holding.get(job.tenant_id, 0) < _tenant_limit(job.tenant)
+            ]
+            if not eligible:
+                break
+            job = min(eligible, key=lambda j: (holding.get(j.tenant_id, 0), j.created_at, j.id))
+            waiting.remove(job)
+            job.attempt += 1
+            job.dispatched_at = timezone.now()
+            job.save(update_fields=["attempt", "dispatched_at"])
+            holding[job.tenant_id] = holding.get(job.tenant_id, 0) + 1
+            free -= 1
+            spec = runner_spec.build_spec(job)
+            transaction.on_commit(lambda spec=spec: control.enqueue_train(spec))
+            sent.append(job.pk)
+    return sent
+
+
+def job_cancel(*, tenant: Organization, job: FineTuningJob) -> FineTuningJob:
+    now = timezone.now()
+    with transaction.atomic():
+        job = FineTuningJob.objects.for_tenant(tenant).select_for_update().get(pk=job.pk)
+        if job.is_terminal:
+            raise TenantError(
+                f"Job {job.public_id} has already {job.status} and cannot be cancelled.",
+                code="job_not_cancellable",
+                param="fine_tuning_job_id",
+            )
+        holds_slot = job.dispatched_at is not None
+        job.status = Status.CANCELLED
+        job.finished_at = now
+        # A dispatched job keeps its slot until its worker has stopped.
+        if not holds_slot:
+            job.released_at = now
+        job.save(update_fields=["status", "finished_at", "released_at"])
+        event_add(job, "Fine-tuning job cancelled")
+    if holds_slot:
+        control.request_stop(job.public_id)
+    else:
+        transaction.on_commit(control.enqueue_dispatch)
+    return job
+
+
+def job_retry(*, job: FineTuningJob) -> FineTuningJob:
+    """An operator's retry of a failed or cancelled job: it goes through the queue again."""
+    with transaction.atomic():
+        job = FineTuningJob.objects.select_for_update().get(pk=job.pk)
+        if job.status not in (Status.FAILED, Status.CANCELLED) or job.released_at is None:
+            raise TenantError(
+                f"Only failed or cancelled jobs that have stopped can be retried; {job.public_id} is {job.status}.",
+                code="job_not_retryable",
+            )
+        job.status = Status.QUEUED if job.resolved_hyperparameters else Status.VALIDATING_FILES
+        job.error = None
+        job.finished_at = job.dispatched_at = job.released_at = job.last_heartbeat_at = None
+        job.attempt_base = job.attempt
+        job.save()
+        event_add(job, "Retried by an operator")
+        if job.status == Status.QUEUED:
+            transaction.on_commit(control.enqueue_dispatch)
+        else:
+            transaction.on_commit(lambda: control.enqueue_prepare(job.pk))
+    return job
+
+
+def fine_tuned_model_delete(*, tenant: Organization, model: FineTunedModel) -> None:
+    artifact_key = model.artifact_key
+    FineTunedModel.objects.for_tenant(tenant).filter(pk=model.pk).delete()
+    transaction.on_commit(lambda: get_artifact_store().delete(artifact_key))
+
+
+def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
+    """The reaper: jobs whose worker went silent are requeued (a bounded number of
+    times) or failed; dispatched messages nobody picked up are sent again."""
+    now = now or timezone.now()
+    silent_since = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
+    counts = {"requeued": 0, "failed": 0, "released": 0, "redispatched": 0}
+    lost = FineTuningJob.objects.filter(_holding_slot()).filter(
+        Q(status=Status.RUNNING, last_heartbeat_at__lt=silent_since)
+        | Q(status=Status.CANCELLED, last_heartbeat_at__lt=silent_since)
+        | Q(status=Status.CANCELLED, last_heartbeat_at__isnull=True, dispatched_at__lt=silent_since)
+    )
+    for job in lost:
+        with transaction.atomic():
+            job = FineTuningJob.objects.select_for_update().get(pk=job.pk)
+            if job.released_at is not None:
+                continue
+            if job.status == Status.CANCELLED:
+                FineTuningJob.objects.filter(pk=job.pk).update(released_at=now)
+                counts["released"] += 1
+            elif job.attempt - job.attempt_base < settings.JOB_MAX_ATTEMPTS:
+                FineTuningJob.objects.filter(pk=job.pk).update(
+                    status=Status.QUEUED, dispatched_at=None, worker="", last_heartbeat_at=None
+                )
+                event_add(
+                    job,
+                    f"The worker running attempt {job.attempt} stopped responding; "
+                    f"the job is queued again (attempt {job.attempt - job.attempt_base + 1} "
+                    f"of {settings.JOB_MAX_ATTEMPTS}).",
+                    level="warn",
+                )
+                counts["requeued"] += 1
+            else:
+                _fail(
+                    job,
+                    "worker_lost",
+                    f"The worker stopped responding {job.attempt} times; the job was not retried again.",
+                )
+                counts["failed"] += 1
+    # A message on the GPU queue that no worker started (lost with a broker or worker).
+    unstarted = now - timedelta(seconds=settings.JOB_DISPATCH_TIMEOUT)
+    counts["redispatched"] = FineTuningJob.objects.filter(
+        status=Status.QUEUED, dispatched_at__lt=unstarted, released_at__isnull=True
+    ).update(dispatched_at=None)
+    return counts

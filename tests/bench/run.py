@@ -1,0 +1,29 @@
+"""`make bench`: every benchmark, each reported as a ratio against a baseline
+measured in the same run (never a timed test).
+
+- training throughput: the platform's trainer against a bare PEFT loop;
+- dispatch latency: create -> running with an idle GPU worker, against a bare
+  Celery round trip on the same broker.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = [
+    ("training throughput", [sys.executable, "tests/bench/training.py", "throughput"]),
+    ("fine-tuning dispatch latency", [sys.executable, "tests/bench/dispatch.py"]),
+]
+
+
+def main() -> int:
+    failed = 0
+    for title, command in BENCHMARKS:
+        print(f"== {title}: {' '.join(command[1:])}", flush=True)
+        failed += subprocess.run(command, cwd=ROOT, check=False).returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
