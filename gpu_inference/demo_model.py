@@ -39,6 +39,9 @@ from gpu_inference import corpus
 
 DEFAULT_NAME = "tiny-chat"
 METADATA_FILE = "tokenmill_demo.json"
+# Bump when anything below changes the built model: ensure_demo_model then rebuilds
+# caches made by the older recipe instead of serving them.
+RECIPE_VERSION = 1
 
 END_OF_TEXT = "<|endoftext|>"
 END_OF_TURN = "<|end|>"
@@ -82,20 +85,39 @@ MODEL_SHAPE = {
 
 
 def ensure_demo_model(root: Path, *, name: str = DEFAULT_NAME) -> Path:
-    """root/name, built first if missing. Safe to call from several processes at once."""
+    """root/name, built first if missing or made by an older recipe. Safe across processes."""
     root = Path(root)
     target = root / name
-    if target.is_dir():
+    if _is_current(target):
         return target
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.is_dir():  # another process built it while we waited
+        if _is_current(target):  # another process built it while we waited
             return target
         # Leftovers of a build that crashed; nobody else builds while we hold the lock.
-        for stale in root.glob(f".{name}.building-*"):
+        for stale in [*root.glob(f".{name}.building-*"), *root.glob(f".{name}.old-*")]:
             shutil.rmtree(stale, ignore_errors=True)
-        return build_demo_model(target)
+        if not target.exists():
+            return build_demo_model(target)
+        # An older recipe's model: the auto hyperparameters are measured on this
+        # recipe, so replace it, swapping only once the new one is complete.
+        fresh = _build_staged(root, name=name, seed=0, steps=None)
+        retired = root / f".{name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(target, retired)
+        os.rename(fresh, target)
+        shutil.rmtree(retired, ignore_errors=True)
+        return target
+
+
+def _is_current(model_dir: Path) -> bool:
+    try:
+        metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    # A quick build (other steps or seed) under the demo's name is not the demo model.
+    expected = {"recipe": RECIPE_VERSION, "seed": 0, "steps": DEFAULT_STEPS}
+    return all(metadata.get(key) == value for key, value in expected.items())
 
 
 def build_demo_model(out_dir: Path, *, seed: int = 0, steps: int | None = None) -> Path:
@@ -104,17 +126,20 @@ def build_demo_model(out_dir: Path, *, seed: int = 0, steps: int | None = None) 
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.building-{uuid.uuid4().hex[:8]}"
+    os.rename(_build_staged(out_dir.parent, name=out_dir.name, seed=seed, steps=steps), out_dir)
+    return out_dir
+
+
+def _build_staged(parent: Path, *, name: str, seed: int, steps: int | None) -> Path:
+    """A complete model in a hidden folder beside its final place, ready to be renamed."""
+    staging = parent / f".{name}.building-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        _build(
-            staging, name=out_dir.name, seed=seed, steps=DEFAULT_STEPS if steps is None else steps
-        )
-        os.rename(staging, out_dir)
+        _build(staging, name=name, seed=seed, steps=DEFAULT_STEPS if steps is None else steps)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out_dir
+    return staging
 
 
 def _build(out_dir: Path, *, name: str, seed: int, steps: int) -> None:
@@ -162,6 +187,7 @@ def _build(out_dir: Path, *, name: str, seed: int, steps: int) -> None:
     _save_tokenizer(tokenizer, out_dir)
     metadata = {
         "name": name,
+        "recipe": RECIPE_VERSION,
         "seed": seed,
         "steps": steps,
         "batch_size": BATCH_SIZE,

@@ -1,7 +1,9 @@
 """Fine-tuning a causal LM on a normalized JSONL file: LoRA (PEFT) or full.
 
 `run_training(spec, reporter)` is the only entry point the worker needs. It reports
-progress through `reporter`, writes one checkpoint per epoch, and raises
+progress through `reporter` (metrics of kind "step" after every step, of kind "epoch"
+with validation figures after every epoch), writes one checkpoint per epoch under
+output_dir/checkpoints/epoch-N and the result to output_dir/final, and raises
 `TrainingError(code, message)` for every failure, or `TrainingCancelled`.
 The loss is taken only on trained tokens (`formats.ExampleEncoder` labels), and the
 same seed gives the same losses on CPU with the same thread count (CUDA kernels may
@@ -24,8 +26,6 @@ from gpu_inference.formats import IGNORE_INDEX, ExampleEncoder, InvalidExample, 
 METHODS = ("lora", "full")
 # Copied beside every checkpoint, so each one loads for inference on its own.
 TOKENIZER_FILE_PREFIXES = ("tokenizer", "special_tokens_map", "chat_template")
-# About 20 progress events per job, whatever its length, plus the first and last step.
-PROGRESS_EVENTS = 20
 
 
 class TrainingError(Exception):
@@ -163,7 +163,6 @@ class _Trainer:
         )
         self.steps_per_epoch = math.ceil(len(train) / spec.batch_size)
         self.total_steps = self.steps_per_epoch * spec.n_epochs
-        self.progress_every = max(1, self.total_steps // PROGRESS_EVENTS)
         shuffler = torch.Generator().manual_seed(spec.seed)
         self.reporter.event(
             "info",
@@ -261,9 +260,7 @@ class _Trainer:
                     self.train_seconds / self.step * (self.total_steps - self.step), 1
                 ),
             }
-            self.reporter.metrics(metrics)
-            if self.step in (1, self.total_steps) or self.step % self.progress_every == 0:
-                self.reporter.event("info", _progress_message(metrics), metrics)
+            self.reporter.metrics(metrics)  # the platform shows these as progress events
         return {
             "kind": "epoch",
             "epoch": epoch,
@@ -408,11 +405,3 @@ def _link_or_copy(source: str, target: str) -> None:
         os.link(source, target)
     except OSError:  # a file system without hard links
         shutil.copy2(source, target)
-
-
-def _progress_message(metrics: dict[str, Any]) -> str:
-    loss = "n/a" if metrics["train_loss"] is None else f"{metrics['train_loss']:.4f}"
-    return (
-        f"Step {metrics['step']}/{metrics['total_steps']}: training loss={loss}, "
-        f"{metrics['tokens_per_second']:.0f} tokens/s, about {metrics['eta_seconds']:.0f}s left"
-    )

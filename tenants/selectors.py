@@ -5,6 +5,10 @@ from django.db.models import QuerySet
 from tenants.models import ApiKey, Invitation, Membership, Organization, User
 
 
+def email_taken(*, email: str) -> bool:
+    return User.objects.filter(email__iexact=email.strip()).exists()
+
+
 def user_organizations(*, user: User) -> QuerySet[Organization]:
     return Organization.objects.filter(memberships__user=user).order_by("name")
 

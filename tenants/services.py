@@ -69,6 +69,32 @@ def organization_create(*, name: str, owner: User, slug: str | None = None) -> O
     return organization
 
 
+def user_sign_up(
+    *, email: str, name: str, password: str, organization_name: str | None
+) -> tuple[User, Organization | None]:
+    """Create a person, and the organization they own when a name is given.
+
+    Nothing is written unless both succeed: a bad organization name leaves no user behind.
+    """
+    first_name, _, last_name = " ".join(name.split()).partition(" ")
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(
+                    email=email, password=password, first_name=first_name, last_name=last_name
+                )
+        except IntegrityError:  # a concurrent sign-up with the same address won
+            raise TenantError(
+                "An account with this e-mail address already exists.",
+                code="email_taken",
+                param="email",
+            ) from None
+        organization = None
+        if organization_name is not None:
+            organization = organization_create(name=organization_name, owner=user)
+    return user, organization
+
+
 def organization_update(
     *, tenant: Organization, actor: Membership | None, name: str
 ) -> Organization:

@@ -167,10 +167,9 @@ def test_review_shows_the_estimate_without_launching(alice_client, training_file
             "hyperparameters.batch_size must be at least 1 and at most 256, got 300.",
         ),
         (
-            # Within the API's bounds, but below what training accepts: caught before launch.
             {"learning_rate_multiplier": "0.001"},
             "learning_rate_multiplier",
-            "learning_rate_multiplier: must be between 0.01 and 10.0, got 0.001",
+            "hyperparameters.learning_rate_multiplier must be at least 0.01 and at most 10, got 0.001.",
         ),
         (
             {"suffix": "a:b"},

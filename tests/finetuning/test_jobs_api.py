@@ -155,7 +155,7 @@ def test_a_crashing_trainer_fails_the_job_as_an_internal_error(
         (
             {"hyperparameters": {"learning_rate_multiplier": 0}},
             "hyperparameters.learning_rate_multiplier",
-            "hyperparameters.learning_rate_multiplier must be greater than 0 and at most 10, got 0.",
+            "hyperparameters.learning_rate_multiplier must be at least 0.01 and at most 10, got 0.",
         ),
         (
             {"hyperparameters": {"warmup": 3}},

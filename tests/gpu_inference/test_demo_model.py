@@ -12,6 +12,23 @@ from gpu_inference.demo_model import METADATA_FILE, build_demo_model, ensure_dem
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture
+def builds(monkeypatch) -> list[Path]:
+    """Makes ensure_demo_model's builds one step long (stamped as the default) and records them."""
+    made: list[Path] = []
+    real_build = demo_model._build
+
+    def one_step_build(out_dir: Path, **kwargs) -> None:
+        made.append(out_dir)
+        real_build(out_dir, **{**kwargs, "steps": 1})
+        metadata = json.loads((out_dir / METADATA_FILE).read_text())
+        metadata["steps"] = demo_model.DEFAULT_STEPS
+        (out_dir / METADATA_FILE).write_text(json.dumps(metadata))
+
+    monkeypatch.setattr(demo_model, "_build", one_step_build)
+    return made
+
+
 def test_the_quick_model_is_a_complete_hugging_face_folder(quick_model):
     for name in (
         "config.json",
@@ -74,15 +91,7 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ensure_builds_once_even_when_called_concurrently(tmp_path, monkeypatch):
-    builds = []
-    real_build = demo_model._build
-
-    def counting_build(out_dir: Path, **kwargs) -> None:
-        builds.append(out_dir)
-        real_build(out_dir, **{**kwargs, "steps": 1})
-
-    monkeypatch.setattr(demo_model, "_build", counting_build)
+def test_ensure_builds_once_even_when_called_concurrently(tmp_path, builds):
     results: list[Path] = []
     threads = [
         threading.Thread(target=lambda: results.append(ensure_demo_model(tmp_path)))
@@ -95,6 +104,18 @@ def test_ensure_builds_once_even_when_called_concurrently(tmp_path, monkeypatch)
     assert results == [tmp_path / "tiny-chat"] * 3
     assert len(builds) == 1
     assert ensure_demo_model(tmp_path) == tmp_path / "tiny-chat"
+    assert len(builds) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tiny-chat.lock", "tiny-chat"]
+
+
+def test_ensure_replaces_a_model_built_by_an_older_recipe(tmp_path, builds):
+    stale = tmp_path / "tiny-chat"
+    stale.mkdir()
+    (stale / METADATA_FILE).write_text(json.dumps({"recipe": 0, "seed": 0, "steps": 850}))
+    assert ensure_demo_model(tmp_path) == stale
+    metadata = json.loads((stale / METADATA_FILE).read_text())
+    assert metadata["recipe"] == demo_model.RECIPE_VERSION
+    assert (stale / "model.safetensors").is_file()
     assert len(builds) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tiny-chat.lock", "tiny-chat"]
 

@@ -12,7 +12,7 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from tenants.errors import TenantError
 from tenants.models import ApiKeyScope, Role, User
-from tokenmill.dashboard.accounts import email_taken
+from tenants.selectors import email_taken
 
 
 def add_service_error(
@@ -60,7 +60,7 @@ class SignUpForm(forms.Form):
 
     def clean_email(self) -> str:
         email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
-        if email_taken(email):
+        if email_taken(email=email):
             raise forms.ValidationError(
                 "An account with this e-mail address already exists. Log in instead.",
                 code="email_taken",

@@ -8,16 +8,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpu_inference import hyperparameters as hp
 from tenants.errors import TenantError
 
 AUTO = "auto"
-# name -> (type, lowest, highest, lowest is exclusive)
-BOUNDS: dict[str, tuple[type, float, float, bool]] = {
-    "n_epochs": (int, 1, 50, False),
-    "batch_size": (int, 1, 256, False),
-    "learning_rate_multiplier": (float, 0, 10, True),
-    "lora_rank": (int, 1, 256, False),
-    "lora_alpha": (float, 0, 1024, True),
+# name -> (type, lowest, highest): the trainer's own bounds, so what the API accepts trains.
+BOUNDS: dict[str, tuple[type, float, float]] = {
+    "n_epochs": (int, *hp.N_EPOCHS_RANGE),
+    "batch_size": (int, *hp.BATCH_SIZE_RANGE),
+    "learning_rate_multiplier": (float, *hp.LEARNING_RATE_MULTIPLIER_RANGE),
+    "lora_rank": (int, *hp.LORA_R_RANGE),
+    "lora_alpha": (float, *hp.LORA_ALPHA_RANGE),
 }
 SUFFIX = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 TRAINING_TYPES = ("lora", "full")
@@ -43,15 +44,13 @@ class JobRequest:
 def _hyperparameter(name: str, value: Any, param: str) -> Any:
     if value == AUTO:
         return AUTO
-    kind, low, high, low_exclusive = BOUNDS[name]
+    kind, low, high = BOUNDS[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _bad(f"{param} must be 'auto' or a number, got {value!r}.", param)
     if kind is int and value != int(value):
         raise _bad(f"{param} must be a whole number, got {value!r}.", param)
-    too_low = value <= low if low_exclusive else value < low
-    if too_low or value > high:
-        low_text = f"greater than {low:g}" if low_exclusive else f"at least {low:g}"
-        raise _bad(f"{param} must be {low_text} and at most {high:g}, got {value!r}.", param)
+    if not low <= value <= high:
+        raise _bad(f"{param} must be at least {low:g} and at most {high:g}, got {value!r}.", param)
     return kind(value)
 
 

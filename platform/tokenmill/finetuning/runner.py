@@ -85,6 +85,7 @@ def training_spec(spec: dict, store: ArtifactStore) -> dict[str, Any]:
         "method": spec["method"],
         "hyperparameters": spec["hyperparameters"],
         "seed": spec["seed"],
+        "context_length": spec.get("context_length"),
     }
 
 

@@ -66,4 +66,6 @@ def build_spec(job: FineTuningJob) -> dict:
             "lora_alpha": hyper.get("lora_alpha"),
         },
         "seed": job.seed,
+        # The catalog's context, so training truncates exactly where the estimate did.
+        "context_length": job.base_model.context_length,
     }

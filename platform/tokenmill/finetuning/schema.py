@@ -17,13 +17,13 @@ def _hyperparameters(name: str):
                 required=False, help_text=f"{HYPERPARAMETER_HELP}: 1 to 256"
             ),
             "learning_rate_multiplier": serializers.JSONField(
-                required=False, help_text=f"{HYPERPARAMETER_HELP}: above 0, at most 10"
+                required=False, help_text=f"{HYPERPARAMETER_HELP}: 0.01 to 10"
             ),
             "lora_rank": serializers.JSONField(
                 required=False, help_text="extension: LoRA rank, 1 to 256"
             ),
             "lora_alpha": serializers.JSONField(
-                required=False, help_text="extension: LoRA alpha, above 0"
+                required=False, help_text="extension: LoRA alpha, 1 to 1024"
             ),
         },
     )

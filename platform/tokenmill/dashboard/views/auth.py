@@ -10,7 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import FormView
 
 from tenants.errors import TenantError
-from tokenmill.dashboard.accounts import user_sign_up
+from tenants.services import user_sign_up
 from tokenmill.dashboard.forms import EmailAuthenticationForm, SignUpForm, add_service_error
 from tokenmill.dashboard.mixins import switch_organization
 
