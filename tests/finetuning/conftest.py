@@ -47,11 +47,5 @@ def fake_trainer(settings, monkeypatch):
 
 
 @pytest.fixture
-def artifacts(settings, tmp_path):
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    return settings.ARTIFACT_ROOT
-
-
-@pytest.fixture
-def training_file(acme, artifacts, demo_model_path):
+def training_file(acme, artifact_root, demo_model_path):
     return make_training_file(acme)

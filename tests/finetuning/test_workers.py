@@ -100,7 +100,7 @@ def test_a_killed_worker_does_not_leave_the_job_running(fleet, alice_api, acme, 
 
 
 def test_the_reaper_fails_a_job_after_its_last_attempt(
-    alice_api, acme, settings, artifacts, demo_model_path
+    alice_api, acme, settings, artifact_root, demo_model_path
 ):
     job_id = create_job(alice_api, acme)
     settings.JOB_MAX_ATTEMPTS = 1

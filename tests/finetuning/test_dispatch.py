@@ -1,0 +1,111 @@
+"""Dispatch: GPU slots are shared fairly between organizations, within their limits,
+and reports from a superseded attempt never touch the job."""
+
+import pytest
+
+from tests.finetuning.conftest import make_training_file
+from tokenmill.finetuning import control, reports, services
+from tokenmill.finetuning.models import FineTuningJob
+from tokenmill.finetuning.params import JobRequest
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The specs handed to the GPU queue, instead of a broker."""
+    specs: list[dict] = []
+    monkeypatch.setattr(control, "enqueue_train", specs.append)
+    return specs
+
+
+def queued_job(tenant) -> FineTuningJob:
+    file = make_training_file(tenant)
+    job = services.job_create(
+        tenant=tenant, request=JobRequest(model="tiny-chat", training_file=file.public_id)
+    )
+    services.job_prepare(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "queued"
+    return job
+
+
+def finish(job: FineTuningJob) -> None:
+    reports.record(
+        job_id=job.public_id, attempt=job.attempt, kind="outcome", payload={"status": "cancelled"}
+    )
+
+
+def test_one_tenants_backlog_cannot_starve_another(
+    acme, globex, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+):
+    settings.GPU_WORKER_SLOTS = 2
+    settings.MAX_CONCURRENT_JOBS = 5
+    acme_jobs = [queued_job(acme) for _ in range(4)]  # acme queued first...
+    globex_job = queued_job(globex)  # ...globex's one job arrives last
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.jobs_dispatch()
+    # One slot each: globex does not wait behind acme's backlog.
+    assert [spec["job_id"] for spec in sent] == [acme_jobs[0].public_id, globex_job.public_id]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.jobs_dispatch() == []  # no free slot
+        finish(FineTuningJob.objects.get(pk=acme_jobs[0].pk))
+        services.jobs_dispatch()
+    assert sent[-1]["job_id"] == acme_jobs[1].public_id
+
+
+def test_an_organization_never_exceeds_its_concurrent_job_limit(
+    acme, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+):
+    settings.GPU_WORKER_SLOTS = 4
+    acme.max_concurrent_jobs = 1
+    acme.save()
+    jobs = [queued_job(acme) for _ in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.jobs_dispatch()
+    assert [spec["job_id"] for spec in sent] == [jobs[0].public_id]
+    assert FineTuningJob.objects.filter(dispatched_at__isnull=True, status="queued").count() == 2
+
+
+def test_the_spec_is_self_contained(
+    acme, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+):
+    job = queued_job(acme)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.jobs_dispatch()
+    [spec] = sent
+    assert spec["job_id"] == job.public_id and spec["attempt"] == 1
+    assert spec["training_file"] == job.training_file.normalized_key
+    assert spec["base_model_path"] == "tiny-chat"
+    assert spec["output_prefix"] == f"jobs/{job.public_id}/attempt-1"
+    assert set(spec["hyperparameters"]) == {
+        "n_epochs",
+        "batch_size",
+        "learning_rate",
+        "lora_r",
+        "lora_alpha",
+    }
+    assert spec["seed"] == job.seed and spec["context_length"] == 256
+
+
+def test_reports_of_a_superseded_attempt_are_ignored(
+    acme, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+):
+    job = queued_job(acme)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.jobs_dispatch()
+    job.refresh_from_db()
+    assert reports.record(job_id=job.public_id, attempt=1, kind="started", payload={"worker": "a"})
+    # The reaper requeued it and attempt 2 was dispatched...
+    FineTuningJob.objects.filter(pk=job.pk).update(status="queued", dispatched_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.jobs_dispatch()
+    # ...so the old worker's late outcome changes nothing.
+    assert not reports.record(
+        job_id=job.public_id,
+        attempt=1,
+        kind="outcome",
+        payload={"status": "succeeded", "trained_tokens": 1, "output": "x"},
+    )
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.fine_tuned_model) == ("queued", 2, None)
