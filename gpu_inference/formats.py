@@ -17,6 +17,7 @@ ids and masks equal `apply_chat_template(..., return_assistant_tokens_mask=True)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 IGNORE_INDEX = -100
+_GENERATION_TAG = re.compile(r"{%-?\s*generation\s*-?%}")
 ROLES = ("system", "user", "assistant")
 
 
@@ -266,9 +268,10 @@ class ExampleEncoder:
             raise InvalidExample(
                 "this model has no chat template, so it cannot train chat examples"
             )
-        text, spans = self.chat_template.render(
-            [{"role": m["role"], "content": m["content"]} for m in messages]
-        )
+        plain = [{"role": m["role"], "content": m["content"]} for m in messages]
+        text, spans = self.chat_template.render(plain)
+        if not spans and not _GENERATION_TAG.search(self.chat_template.source):
+            spans = self._assistant_spans_by_prefix(plain, text)
         assistant_weights = [m.get("weight", 1) for m in messages if m["role"] == "assistant"]
         if len(spans) != len(assistant_weights):
             raise InvalidExample(
@@ -287,6 +290,26 @@ class ExampleEncoder:
             if end > spans[span_index][0] and assistant_weights[span_index] != 0:
                 labels[position] = encoding.ids[position]
         return list(encoding.ids), labels
+
+    def _assistant_spans_by_prefix(
+        self, messages: list[dict[str, str]], text: str
+    ) -> list[tuple[int, int]]:
+        """Assistant spans for templates without `{% generation %}` (most published models):
+        each turn runs from the end of the conversation before it, rendered with the
+        generation prompt, to the end of the conversation through it."""
+        spans = []
+        for index, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            before, _ = self.chat_template.render(messages[:index], add_generation_prompt=True)
+            through, _ = self.chat_template.render(messages[: index + 1])
+            if not (text.startswith(through) and through.startswith(before)):
+                raise InvalidExample(
+                    "this model's chat template does not render conversations as growing prefixes, "
+                    "so its assistant turns cannot be found; add {% generation %} markers to it"
+                )
+            spans.append((len(before), len(through)))
+        return spans
 
 
 def _model_context_length(model_dir: Path, tokenizer_config: dict[str, Any]) -> int:

@@ -170,3 +170,49 @@ def test_read_examples_names_the_bad_line(tmp_path):
 def test_a_folder_without_tokenizer_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a model folder"):
         ExampleEncoder(tmp_path)
+
+
+def _without_generation_markers(model: Path, target: Path, template: str | None = None) -> Path:
+    """A copy of the model's tokenizer whose chat template, like most published
+    models', has no {% generation %} markers."""
+    target.mkdir()
+    (target / "tokenizer.json").write_bytes((model / "tokenizer.json").read_bytes())
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    plain = (
+        config["chat_template"].replace("{% generation %}", "").replace("{% endgeneration %}", "")
+    )
+    config["chat_template"] = template or plain
+    (target / "tokenizer_config.json").write_text(json.dumps(config))
+    (target / "config.json").write_bytes((model / "config.json").read_bytes())
+    return target
+
+
+def test_templates_without_generation_markers_find_assistant_turns_by_prefix(quick_model, tmp_path):
+    plain = ExampleEncoder(_without_generation_markers(quick_model, tmp_path / "plain"))
+    marked = ExampleEncoder(quick_model)
+    example = {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hello there"},
+            {"role": "assistant", "content": "Hi!", "weight": 0},
+            {"role": "user", "content": "What colour is grass?"},
+            {"role": "assistant", "content": "Green."},
+        ]
+    }
+    assert plain.encode(example) == marked.encode(example)
+    ids, labels = plain.encode(example)
+    trained = [token for token, label in zip(ids, labels, strict=True) if label != IGNORE_INDEX]
+    assert trained and len(trained) < len(ids)
+
+
+def test_a_template_that_is_not_prefix_stable_is_refused_clearly(quick_model, tmp_path):
+    # Renders the conversation newest-first: no turn is a prefix of the next.
+    reversed_template = "{% for message in messages|reverse %}{{ message['content'] }}{% endfor %}"
+    encoder = ExampleEncoder(
+        _without_generation_markers(quick_model, tmp_path / "odd", reversed_template)
+    )
+    example = {
+        "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    }
+    with pytest.raises(InvalidExample, match="cannot be found; add \\{% generation %\\} markers"):
+        encoder.encode(example)
