@@ -47,6 +47,12 @@ class UserAdmin(DjangoUserAdmin):
             return False  # the last owner of an organization stays until someone else owns it
         return super().has_delete_permission(request, obj)
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data:  # keys follow their creator at once
+            for prefix in ApiKey.objects.filter(created_by=obj).values_list("prefix", flat=True):
+                forget_key(prefix)
+
     def delete_model(self, request, obj):
         # Leaving each organization revokes the user's keys there: a key whose creator
         # is gone would otherwise pass for an operator's key, with the admin role.

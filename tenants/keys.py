@@ -74,7 +74,7 @@ def forget_key(prefix: str) -> None:
 
 
 def _load_record(prefix: str) -> KeyRecord | None:
-    key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+    key = ApiKey.objects.select_related("tenant", "created_by").filter(prefix=prefix).first()
     if key is None:
         return None
     role = Role.ADMIN  # keys an operator minted have no creator and act as an admin
@@ -94,7 +94,9 @@ def _load_record(prefix: str) -> KeyRecord | None:
         read_only=key.read_only,
         role=role,
         expires_at=key.expires_at,
-        revoked=key.revoked_at is not None,
+        # A deactivated person's keys stop with them.
+        revoked=key.revoked_at is not None
+        or (key.created_by is not None and not key.created_by.is_active),
         requests_per_minute=key.requests_per_minute,
         tokens_per_minute=key.tokens_per_minute,
     )

@@ -40,6 +40,11 @@ def _require_role(actor: Membership | None, at_least: str, action: str) -> None:
         )
 
 
+def _acting_user(actor: Membership | None) -> User | None:
+    """The person acting; None for operators and for keys an operator minted."""
+    return actor.user if actor is not None and actor.user_id else None
+
+
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:32].strip("-") or "org"
     slug, n = base, 1
@@ -174,7 +179,7 @@ def member_invite(
                 email=email,
                 role=role,
                 token_hash=_token_hash(token),
-                invited_by=actor.user if actor else None,
+                invited_by=_acting_user(actor),
                 expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
             )
     except IntegrityError:
@@ -182,7 +187,7 @@ def member_invite(
             f"{email} already has a pending invitation.", code="already_invited", param="email"
         ) from None
     link = f"{settings.PUBLIC_URL}/invitations/{token}/"
-    inviter = actor.user.email if actor else "The Tokenmill team"
+    inviter = _acting_user(actor).email if _acting_user(actor) else "The Tokenmill team"
     transaction.on_commit(
         lambda: send_mail(
             subject=f"You are invited to {tenant.name} on Tokenmill",
@@ -359,7 +364,7 @@ def api_key_create(
                     last_four=plaintext[-4:],
                     scopes=scopes,
                     read_only=read_only,
-                    created_by=actor.user if actor else None,
+                    created_by=_acting_user(actor),
                     expires_at=expires_at,
                     requests_per_minute=requests_per_minute,
                     tokens_per_minute=tokens_per_minute,

@@ -200,3 +200,63 @@ def test_models_list_and_retrieve(alice_api):
         missing.json()["error"]["message"]
         == "The model 'gpt-9' does not exist or you do not have access to it."
     )
+
+
+def test_an_operator_minted_key_acts_as_an_admin_not_as_an_owner(api, acme, alice, bob):
+    operator_key = make_key(acme, None, name="bootstrap")  # as create_tenant / create_api_key mint
+    client = api(operator_key)
+    bob_id = Membership.objects.get(user=bob).public_id
+    alice_id = Membership.objects.get(user=alice).public_id
+    promoted = client.patch(f"/api/v1/members/{bob_id}", {"role": "owner"}, format="json")
+    assert promoted.status_code == 403
+    assert promoted.json()["error"]["code"] == "insufficient_role"
+    assert client.delete(f"/api/v1/members/{alice_id}").status_code == 403
+    assert (
+        client.patch(f"/api/v1/members/{bob_id}", {"role": "admin"}, format="json").status_code
+        == 200
+    )
+
+
+def test_a_key_cannot_mint_a_more_powerful_key(api, acme, alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    expires = timezone.now() + timedelta(hours=1)
+    limited = make_key(
+        acme, alice, scopes=["organization"], expires_at=expires, requests_per_minute=10
+    )
+    client = api(limited)
+    wider = client.post("/api/v1/api-keys", {"name": "x", "scopes": ["models"]}, format="json")
+    assert wider.status_code == 403
+    assert (
+        wider.json()["error"]["message"]
+        == "This API key cannot create a key with scopes it does not have: models."
+    )
+    longer = client.post(
+        "/api/v1/api-keys", {"name": "x", "expires_at": "2099-01-01T00:00:00Z"}, format="json"
+    )
+    assert longer.json()["error"]["code"] == "expiry_escalation"
+    faster = client.post(
+        "/api/v1/api-keys", {"name": "x", "requests_per_minute": 11}, format="json"
+    )
+    assert (
+        faster.json()["error"]["message"]
+        == "requests_per_minute cannot exceed the creating key's own limit (10)."
+    )
+    inherited = client.post("/api/v1/api-keys", {"name": "x"}, format="json").json()
+    assert inherited["scopes"] == ["organization"] and inherited["requests_per_minute"] == 10
+    assert inherited["expires_at"] == int(expires.timestamp())
+
+
+def test_a_limit_too_large_to_store_is_a_400(alice_api):
+    response = alice_api.post(
+        "/api/v1/api-keys", {"name": "x", "requests_per_minute": 10**20}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "requests_per_minute"
+
+
+def test_a_nul_in_an_id_is_a_404_not_a_500(alice_api):
+    response = alice_api.get("/api/v1/api-keys/key_%00x")
+    assert response.status_code == 404

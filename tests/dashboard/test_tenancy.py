@@ -86,3 +86,16 @@ def test_the_500_page_renders_without_touching_the_database(rf, django_assert_nu
 
     assert response.status_code == 500
     assert "Something went wrong" in response.content.decode()
+
+
+def test_a_suspended_organization_can_look_but_not_change_anything(alice_client, acme):
+    from tenants import services
+
+    services.organization_set_status(tenant=acme, status="suspended")
+    assert alice_client.get("/api-keys/").status_code == 200
+    response = alice_client.post("/api-keys/", {"name": "new", "scopes": ["models"]})
+    assert response.status_code == 403
+    assert (
+        "Acme is suspended, so nothing can be changed. Contact support."
+        in response.content.decode()
+    )

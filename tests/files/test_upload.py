@@ -173,9 +173,12 @@ def test_bad_uploads_are_refused_and_store_nothing(
 
 
 def test_a_json_body_is_not_a_file(alice_api):
-    response = alice_api.post("/v1/files", {"file": "x", "purpose": "fine-tune"}, format="json")
-    assert response.status_code == 400
-    assert error_of(response)["param"] == "file"
+    for body in ({"file": "x", "purpose": "fine-tune"}, [1]):
+        response = alice_api.post("/v1/files", body, format="json")
+        assert response.status_code == 415
+        assert (
+            error_of(response)["message"] == 'Unsupported media type "application/json" in request.'
+        )
 
 
 def test_too_large_by_content_length_is_refused_before_the_body_is_read(

@@ -109,3 +109,18 @@ def test_reports_of_a_superseded_attempt_are_ignored(
     )
     job.refresh_from_db()
     assert (job.status, job.attempt, job.fine_tuned_model) == ("queued", 2, None)
+
+
+def test_a_suspended_organizations_jobs_wait(
+    acme, globex, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+):
+    from tenants import services as tenant_services
+
+    job = queued_job(acme)
+    tenant_services.organization_set_status(tenant=acme, status="suspended")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.jobs_dispatch() == []
+    tenant_services.organization_set_status(tenant=acme, status="active")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.jobs_dispatch()
+    assert [spec["job_id"] for spec in sent] == [job.public_id]

@@ -275,3 +275,59 @@ def test_the_job_records_which_key_created_it(alice_api, training_file, acme):
     assert FineTuningJob.objects.get(public_id=job_id).created_by_key == ApiKey.objects.get(
         tenant=acme
     )
+
+
+def test_a_missing_base_model_fails_the_job_instead_of_stranding_it(
+    alice_api, training_file, settings, tmp_path, run_commits
+):
+    settings.MODEL_ROOT = tmp_path / "no-models"
+    job_id = run_commits(lambda: create(alice_api, training_file=training_file.public_id)).json()[
+        "id"
+    ]
+    job = alice_api.get(f"/v1/fine_tuning/jobs/{job_id}").json()
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "base_model_not_found"
+    assert job["error"]["message"] == "The base model tiny-chat is not installed."
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"hyperparameters": {"n_epochs": "1e400"}}, "hyperparameters.n_epochs"),
+        ({"suffix": "rooms\n"}, "suffix"),
+        ({"model": "tiny\x00chat"}, "model"),
+    ],
+)
+def test_odd_inputs_get_a_400_not_a_500(alice_api, training_file, body, param):
+    import json
+
+    payload = json.dumps({"model": "tiny-chat", "training_file": training_file.public_id, **body})
+    payload = payload.replace('"1e400"', "1e400")  # a number JSON allows and a float cannot hold
+    response = alice_api.post("/v1/fine_tuning/jobs", payload, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["param"] == param
+
+
+def test_options_requests_get_a_clear_405(alice_api):
+    for url in ("/v1/files", "/v1/fine_tuning/jobs", "/v1/models"):
+        response = alice_api.options(url)
+        assert response.status_code == 405
+        assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_retrying_a_cancelled_job_is_not_stopped_by_the_old_cancel(
+    alice_api, training_file, fake_trainer, run_commits, acme
+):
+    from tokenmill.finetuning import control, services
+
+    fake_trainer.setenv("FAKE_TRAINER_MODE", "fail")
+    job_id = run_commits(lambda: create(alice_api, training_file=training_file.public_id)).json()[
+        "id"
+    ]
+    job = FineTuningJob.objects.get(public_id=job_id)
+    assert job.status == "failed"
+    control.request_stop(job_id)  # the marker a cancelled running attempt leaves behind
+    fake_trainer.setenv("FAKE_TRAINER_MODE", "ok")
+    run_commits(lambda: services.job_retry(job=job))
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.attempt == 2

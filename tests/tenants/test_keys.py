@@ -117,3 +117,11 @@ def test_removing_a_member_revokes_their_keys(acme, alice, bob, bob_key, api):
         membership=Membership.objects.get(user=bob),
     )
     assert api(bob_key).get("/v1/models").status_code == 401
+
+
+def test_a_deactivated_persons_keys_stop_working(alice, alice_key, api):
+    assert api(alice_key).get("/v1/models").status_code == 200
+    alice.is_active = False
+    alice.save()
+    forget_key(alice_key[:PREFIX_LENGTH])  # what the console does when it saves the user
+    assert api(alice_key).get("/v1/models").status_code == 401

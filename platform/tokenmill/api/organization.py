@@ -6,7 +6,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from tenants import selectors, services
+from tenants.keys import KeyRecord
 from tenants.models import ApiKey, ApiKeyScope, Invitation, Membership, Role
+from tokenmill.api.errors import ApiError
 from tokenmill.api.pagination import cursor_page, list_body, parse_limit
 from tokenmill.api.views import TenantAPIView
 
@@ -79,10 +81,10 @@ class ApiKeySerializer(serializers.Serializer):
     read_only = serializers.BooleanField(default=False)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     requests_per_minute = serializers.IntegerField(
-        required=False, allow_null=True, default=None, min_value=1
+        required=False, allow_null=True, default=None, min_value=1, max_value=2**31 - 1
     )
     tokens_per_minute = serializers.IntegerField(
-        required=False, allow_null=True, default=None, min_value=1
+        required=False, allow_null=True, default=None, min_value=1, max_value=2**31 - 1
     )
     status = serializers.CharField(read_only=True)
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
@@ -256,12 +258,50 @@ class ApiKeyListView(PagedListMixin, OrganizationAPIView):
     def post(self, request):
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        api_key, plaintext = services.api_key_create(
-            tenant=self.tenant, actor=self.actor, **serializer.validated_data
-        )
+        wanted = within_calling_key(request.auth, dict(serializer.validated_data))
+        api_key, plaintext = services.api_key_create(tenant=self.tenant, actor=self.actor, **wanted)
         body = ApiKeySerializer(api_key).data
         body["key"] = plaintext
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+def within_calling_key(caller: KeyRecord, wanted: dict) -> dict:
+    """A key cannot mint a key more powerful than itself: its scopes, expiry and rate
+    limits bound the new key's, and are the defaults when the request leaves them out."""
+    scopes = wanted.get("scopes") or list(caller.scopes)
+    extra = sorted(set(scopes) - set(caller.scopes))
+    if extra:
+        raise ApiError(
+            f"This API key cannot create a key with scopes it does not have: {', '.join(extra)}.",
+            status_code=403,
+            code="scope_escalation",
+            param="scopes",
+        )
+    wanted["scopes"] = scopes
+    if caller.expires_at is not None:
+        if wanted.get("expires_at") is None:
+            wanted["expires_at"] = caller.expires_at
+        elif wanted["expires_at"] > caller.expires_at:
+            raise ApiError(
+                "The new key cannot outlive the key that creates it.",
+                status_code=403,
+                code="expiry_escalation",
+                param="expires_at",
+            )
+    for limit in ("requests_per_minute", "tokens_per_minute"):
+        ceiling = getattr(caller, limit)
+        if ceiling is None:
+            continue
+        if wanted.get(limit) is None:
+            wanted[limit] = ceiling
+        elif wanted[limit] > ceiling:
+            raise ApiError(
+                f"{limit} cannot exceed the creating key's own limit ({ceiling}).",
+                status_code=403,
+                code="limit_escalation",
+                param=limit,
+            )
+    return wanted
 
 
 class ApiKeyDetailView(OrganizationAPIView):

@@ -37,7 +37,11 @@ def cursor_page(
     ordering = ("-created_at", "-id") if newest_first else ("created_at", "id")
     queryset = queryset.order_by(*ordering)
     if after:
-        cursor = queryset.filter(public_id=after).values("created_at", "id").first()
+        cursor = (
+            None
+            if "\x00" in after
+            else queryset.filter(public_id=after).values("created_at", "id").first()
+        )
         if cursor is None:
             raise ApiError(
                 f"No object with id {after!r} to page after.", code="invalid_value", param="after"

@@ -24,6 +24,7 @@ class TenantAPIView(generics.GenericAPIView):
     #: how objects are named in a 404 ("No file with id ...")
     object_noun: str = "object"
     lookup_field = "public_id"
+    metadata_class = None  # OPTIONS answers without describing a serializer
     lookup_url_kwarg = "object_id"
 
     tenant: Organization
@@ -61,12 +62,18 @@ class TenantAPIView(generics.GenericAPIView):
         request.tenant = self.tenant
 
     @cached_property
-    def actor(self) -> Membership | None:
-        """The key creator's membership, for services that check roles; None for operator keys."""
+    def actor(self) -> Membership:
+        """Who acts, for services that check roles: the key creator's membership, or for a
+        key an operator minted, an unsaved membership with the key's role (admin). Never
+        None, which services read as an operator with every right."""
         key = ApiKey.objects.for_tenant(self.tenant).filter(pk=self.request.auth.id).first()
-        if key is None or key.created_by_id is None:
-            return None
-        return Membership.objects.for_tenant(self.tenant).filter(user_id=key.created_by_id).first()
+        if key is not None and key.created_by_id is not None:
+            membership = (
+                Membership.objects.for_tenant(self.tenant).filter(user_id=key.created_by_id).first()
+            )
+            if membership is not None:
+                return membership
+        return Membership(tenant=self.tenant, role=self.request.auth.role)
 
     def tenant_queryset(self, tenant: Organization) -> QuerySet:
         raise NotImplementedError
@@ -76,7 +83,9 @@ class TenantAPIView(generics.GenericAPIView):
 
     def get_object(self) -> Model:
         object_id = self.kwargs[self.lookup_url_kwarg]
-        obj = self.get_queryset().filter(**{self.lookup_field: object_id}).first()
+        obj = None
+        if "\x00" not in object_id:  # PostgreSQL refuses NUL in text: a 404, not a 500
+            obj = self.get_queryset().filter(**{self.lookup_field: object_id}).first()
         if obj is None:
             # The same answer for "does not exist" and "belongs to another tenant".
             raise ApiError(

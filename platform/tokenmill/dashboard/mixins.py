@@ -74,7 +74,14 @@ class TenantMixin(LoginRequiredMixin):
             return redirect("dashboard:organization-create")
         self.membership, self.tenant = membership, membership.tenant
         request.tenant = self.tenant
-        needed = self.read_role if request.method in ("GET", "HEAD") else self.write_role
+        reading = request.method in ("GET", "HEAD")
+        if not reading and not self.tenant.is_active:
+            # A suspended organization can still look at its data, but change nothing.
+            raise TenantPermissionError(
+                f"{self.tenant.name} is suspended, so nothing can be changed. Contact support.",
+                code="organization_suspended",
+            )
+        needed = self.read_role if reading else self.write_role
         if not membership.has_role(needed):
             raise TenantPermissionError(
                 f"Your role ({membership.role}) cannot do this; it needs {needed} or above.",

@@ -5,6 +5,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -87,6 +88,9 @@ class FilesAPIView(TenantAPIView):
 
 
 class FileListView(FilesAPIView):
+    # Uploads are multipart, as OpenAI's; a JSON body cannot carry a file.
+    parser_classes = [MultiPartParser, FormParser]
+
     @extend_schema(
         operation_id="files_list",
         parameters=[

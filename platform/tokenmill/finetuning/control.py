@@ -22,6 +22,10 @@ def request_stop(job_id: str) -> None:
     get_artifact_store().write_bytes(cancel_marker_key(job_id), b"cancel")
 
 
+def clear_stop(job_id: str) -> None:
+    get_artifact_store().delete(cancel_marker_key(job_id))
+
+
 def mark_current_attempt(job_id: str, attempt: int) -> None:
     get_artifact_store().write_bytes(attempt_marker_key(job_id), str(attempt).encode())
 

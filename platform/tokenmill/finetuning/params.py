@@ -4,6 +4,7 @@ Each bad value raises TenantError naming the parameter as the client sent it
 (`hyperparameters.n_epochs`, `method.supervised.hyperparameters.batch_size`, ...).
 """
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +46,7 @@ def _hyperparameter(name: str, value: Any, param: str) -> Any:
     if value == AUTO:
         return AUTO
     kind, low, high = BOUNDS[name]
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _bad(f"{param} must be 'auto' or a number, got {value!r}.", param)
     if kind is int and value != int(value):
         raise _bad(f"{param} must be a whole number, got {value!r}.", param)
@@ -74,7 +75,7 @@ def _string(data: dict, name: str, *, required: bool = False) -> str | None:
         if required:
             raise _bad(f"{name} is required.", name, code="missing_required_parameter")
         return None
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value:
         raise _bad(f"{name} must be a string.", name)
     return value
 
@@ -89,7 +90,7 @@ def parse_job_request(data: Any) -> JobRequest:
     )
     suffix = _string(data, "suffix")
     if suffix is not None:
-        if not SUFFIX.match(suffix):
+        if not SUFFIX.fullmatch(suffix):
             raise _bad(
                 "suffix must be 1 to 64 characters of letters, digits, '.', '_' or '-'.", "suffix"
             )
@@ -104,7 +105,12 @@ def parse_job_request(data: Any) -> JobRequest:
         if not isinstance(metadata, dict) or len(metadata) > 16:
             raise _bad("metadata must be an object of at most 16 string pairs.", "metadata")
         for key, value in metadata.items():
-            if not isinstance(value, str) or len(key) > 64 or len(value) > 512:
+            if (
+                not isinstance(value, str)
+                or len(key) > 64
+                or len(value) > 512
+                or "\x00" in key + value
+            ):
                 raise _bad(
                     "metadata keys must be at most 64 characters and values strings of at most 512.",
                     f"metadata.{key}",

@@ -21,6 +21,10 @@ def fine_tuned_model_id(job: FineTuningJob) -> str:
     return f"ft:{job.base_model.model_id}:{job.tenant.slug}:{job.suffix}:{fragment}"
 
 
+# The trainer speaks Python's logging words; OpenAI's events say info, warn, error.
+_LEVELS = {"info": "info", "warn": "warn", "warning": "warn", "error": "error"}
+
+
 def _at(payload: dict) -> datetime:
     return datetime.fromtimestamp(payload["at"], tz=UTC) if "at" in payload else timezone.now()
 
@@ -54,8 +58,10 @@ def record(*, job_id: str, attempt: int, kind: str, payload: dict) -> bool:
         .filter(public_id=job_id)
         .first()
     )
-    if job is None or job.attempt != attempt or job.released_at is not None:
+    if job is None or job.attempt != attempt:
         return False
+    # Reports of the current attempt still count after its outcome was recorded: the
+    # control queue runs them concurrently, so the last checkpoint may land after it.
     at = _at(payload)
     current = FineTuningJob.objects.filter(pk=job.pk, attempt=attempt, released_at__isnull=True)
     if kind == "outcome":
@@ -71,7 +77,7 @@ def record(*, job_id: str, attempt: int, kind: str, payload: dict) -> bool:
         event_add(
             job,
             payload["message"],
-            level=payload.get("level", "info"),
+            level=_LEVELS.get(payload.get("level"), "info"),
             data=payload.get("data"),
             at=at,
         )

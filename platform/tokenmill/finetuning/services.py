@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from gpu_inference.formats import InvalidExample
 from tenants.errors import TenantError
 from tenants.models import Organization
 from tokenmill.catalog.models import BaseModel
@@ -108,6 +109,13 @@ def job_create(
     return job
 
 
+def job_fail(*, job_id: int, code: str, message: str) -> None:
+    """Fail a job that cannot go on (a task gave up on it); a finished job is left alone."""
+    job = FineTuningJob.objects.filter(pk=job_id).first()
+    if job is not None:
+        _fail(job, code, message)
+
+
 def _fail(job: FineTuningJob, code: str, message: str, *, param: str | None = None) -> None:
     now = timezone.now()
     updated = (
@@ -149,7 +157,27 @@ def job_prepare(*, job_id: int) -> str:
                 param=param,
             )
             return Status.FAILED
-    stats = runner_spec.dataset_statistics(job)
+    try:
+        stats = runner_spec.dataset_statistics(job)
+    except FileNotFoundError:
+        if (settings.MODEL_ROOT / job.base_model.path).is_dir():
+            _fail(
+                job, "invalid_file", "The training file is missing from storage; upload it again."
+            )
+        else:
+            _fail(
+                job,
+                "base_model_not_found",
+                f"The base model {job.base_model.model_id} is not installed.",
+            )
+        return Status.FAILED
+    except InvalidExample as error:
+        _fail(
+            job,
+            "invalid_file",
+            f"The training file cannot be encoded for {job.base_model.model_id}: {error}",
+        )
+        return Status.FAILED
     try:
         resolved = runner_spec.resolve_hyperparameters(job, stats)
     except ValueError as error:
@@ -194,8 +222,9 @@ def jobs_dispatch() -> list[int]:
     with transaction.atomic():
         # Lock the waiting jobs so two dispatchers cannot hand out the same slot.
         waiting = list(
-            FineTuningJob.objects.select_for_update()
+            FineTuningJob.objects.select_for_update(of=("self",))
             .filter(status=Status.QUEUED, dispatched_at__isnull=True)
+            .filter(tenant__status=Organization.Status.ACTIVE)  # suspended tenants' jobs wait
             .select_related("tenant")
             .order_by("created_at", "id")
         )
@@ -267,6 +296,8 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
         job.attempt_base = job.attempt
         job.save()
         event_add(job, "Retried by an operator")
+        # The stop marker of the cancelled attempt must not stop the next one.
+        transaction.on_commit(lambda: control.clear_stop(job.public_id))
         if job.status == Status.QUEUED:
             transaction.on_commit(control.enqueue_dispatch)
         else:
@@ -294,7 +325,8 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
     for job in lost:
         with transaction.atomic():
             job = FineTuningJob.objects.select_for_update().get(pk=job.pk)
-            if job.released_at is not None:
+            heard_from = job.last_heartbeat_at and job.last_heartbeat_at >= silent_since
+            if job.released_at is not None or heard_from:  # it spoke up since the query
                 continue
             if job.status == Status.CANCELLED:
                 FineTuningJob.objects.filter(pk=job.pk).update(released_at=now)

@@ -1,15 +1,31 @@
 """Fine-tuning tasks: thin, they load ids and call services."""
 
+from celery.exceptions import MaxRetriesExceededError
+
 from tokenmill.finetuning import reports, runner, services
 from workers.celery import app
 
 
-@app.task(name="finetuning.prepare", bind=True, max_retries=600, default_retry_delay=1)
+@app.task(name="finetuning.prepare", bind=True, max_retries=1800, default_retry_delay=1)
 def prepare_job(self, job_pk: int) -> str:
     """Wait for the job's files to be validated, count tokens, pick hyperparameters, queue."""
-    status = services.job_prepare(job_id=job_pk)
+    try:
+        status = services.job_prepare(job_id=job_pk)
+    except Exception:
+        services.job_fail(
+            job_id=job_pk, code="internal_error", message="The job could not be prepared."
+        )
+        raise
     if status == "waiting":
-        raise self.retry()
+        try:
+            raise self.retry()
+        except MaxRetriesExceededError:
+            services.job_fail(
+                job_id=job_pk,
+                code="file_validation_timeout",
+                message="The training files were still being validated after 30 minutes.",
+            )
+            return "failed"
     return status
 
 
@@ -18,7 +34,9 @@ def dispatch_jobs() -> list[int]:
     return services.jobs_dispatch()
 
 
-@app.task(name="finetuning.train", acks_late=True)
+# A worker process that dies mid-job must not get the same attempt back from the
+# broker (it could crash forever on it): the reaper requeues it as a new attempt.
+@app.task(name="finetuning.train", acks_late=True, reject_on_worker_lost=False)
 def train(spec: dict) -> str:
     """Runs on the gpu queue. No database: the spec and the artifact store are all it needs."""
     return runner.run_job(spec)

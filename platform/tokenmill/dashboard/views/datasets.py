@@ -148,7 +148,7 @@ class DatasetDeleteView(DatasetDetailView):
                 "title": f"Delete “{file.filename}”?",
                 "message": (
                     f"{file.public_id} and its validation report are deleted for good. "
-                    "Fine-tuned models already trained on it keep working."
+                    "A file that a fine-tuning job used cannot be deleted."
                 ),
                 "action": reverse("dashboard:dataset-delete", args=[public_id]),
                 "button": "Delete file",
