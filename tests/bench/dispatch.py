@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ def main() -> int:
 
     from tenants import services as tenant_services
     from tenants.models import User
+    from tests.processes import start_worker, stop_worker
     from tokenmill.files.models import File
     from tokenmill.files.storage import get_artifact_store, normalized_key
     from tokenmill.finetuning import services
@@ -51,30 +51,7 @@ def main() -> int:
     from tokenmill.finetuning.params import JobRequest
     from workers.tasks import ping
 
-    def worker(queues: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.celery",
-                "worker",
-                "-Q",
-                queues,
-                "--pool",
-                "solo",
-                "-n",
-                f"bench-{queues}@%h",
-                "-l",
-                "ERROR",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    workers = [worker("default,control"), worker("gpu")]
+    workers = [start_worker("default,control"), start_worker("gpu")]
     try:
         ping.apply_async().get(timeout=60)  # both warm
         round_trips = []
@@ -126,8 +103,7 @@ def main() -> int:
                 time.sleep(0.05)
     finally:
         for process in workers:
-            process.terminate()
-            process.wait(timeout=30)
+            stop_worker(process)
 
     ping_ms = statistics.median(round_trips) * 1000
     dispatch_ms = statistics.median(latencies) * 1000
