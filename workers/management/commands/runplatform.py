@@ -81,7 +81,8 @@ class Command(BaseCommand):
             + f"  API            {url}/v1  (OpenAI-compatible)\n"
             + f"  API docs       {url}/api/docs/\n"
             + f"  console        {url}/console/  (manage.py createsuperuser)\n"
-            + "  an API key     .venv/bin/python manage.py create_tenant acme --owner you@example.com\n"
+            + f"  an API key     {'DEBUG=true ' if settings.DEBUG else ''}"
+            + ".venv/bin/python manage.py create_tenant acme --owner you@example.com\n"
             + "Press Ctrl-C to stop.\n"
         )
         stopping = False
