@@ -13,10 +13,6 @@ def user_organizations(*, user: User) -> QuerySet[Organization]:
     return Organization.objects.filter(memberships__user=user).order_by("name")
 
 
-def membership_for(*, tenant: Organization, user: User) -> Membership | None:
-    return Membership.objects.for_tenant(tenant).filter(user=user).select_related("user").first()
-
-
 def member_list(*, tenant: Organization) -> QuerySet[Membership]:
     return Membership.objects.for_tenant(tenant).select_related("user").order_by("created_at")
 

@@ -331,3 +331,12 @@ def test_retrying_a_cancelled_job_is_not_stopped_by_the_old_cancel(
     run_commits(lambda: services.job_retry(job=job))
     job.refresh_from_db()
     assert job.status == "succeeded" and job.attempt == 2
+
+
+def test_a_model_closed_to_fine_tuning_is_refused(alice_api, training_file):
+    from tokenmill.catalog.models import BaseModel
+
+    BaseModel.objects.filter(model_id="tiny-chat").update(supports_fine_tuning=False)
+    error = create(alice_api, training_file=training_file.public_id).json()["error"]
+    assert (error["param"], error["code"]) == ("model", "model_not_fine_tunable")
+    assert error["message"] == "The model 'tiny-chat' cannot be fine-tuned."

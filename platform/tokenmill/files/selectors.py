@@ -12,10 +12,6 @@ def file_list(*, tenant: Organization, purpose: str | None = None) -> QuerySet[F
     return files.filter(purpose=purpose) if purpose else files
 
 
-def file_get(*, tenant: Organization, file_id: str) -> File | None:
-    return file_list(tenant=tenant).filter(public_id=file_id).first()
-
-
 def storage_used_bytes(*, tenant: Organization) -> int:
     return File.objects.for_tenant(tenant).aggregate(total=Sum("bytes"))["total"] or 0
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from tokenmill.finetuning import control
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint
-from tokenmill.finetuning.services import _fail, event_add
+from tokenmill.finetuning.services import event_add, mark_failed
 
 Status = FineTuningJob.Status
 
@@ -138,7 +138,7 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
             event_add(job, f"New fine-tuned model created: {model_id}", at=at)
             event_add(job, "The job has successfully completed", at=at)
         else:
-            _fail(
+            mark_failed(
                 job,
                 payload.get("code", "internal_error"),
                 payload.get("message", "Training failed."),

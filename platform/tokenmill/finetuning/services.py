@@ -113,10 +113,10 @@ def job_fail(*, job_id: int, code: str, message: str) -> None:
     """Fail a job that cannot go on (a task gave up on it); a finished job is left alone."""
     job = FineTuningJob.objects.filter(pk=job_id).first()
     if job is not None:
-        _fail(job, code, message)
+        mark_failed(job, code, message)
 
 
-def _fail(job: FineTuningJob, code: str, message: str, *, param: str | None = None) -> None:
+def mark_failed(job: FineTuningJob, code: str, message: str, *, param: str | None = None) -> None:
     now = timezone.now()
     updated = (
         FineTuningJob.objects.filter(pk=job.pk)
@@ -150,7 +150,7 @@ def job_prepare(*, job_id: int) -> str:
         if file.status == "uploaded":
             return "waiting"
         if file.status == "error":
-            _fail(
+            mark_failed(
                 job,
                 "invalid_file",
                 f"{file.public_id} failed validation: {file.status_details}",
@@ -161,18 +161,18 @@ def job_prepare(*, job_id: int) -> str:
         stats = runner_spec.dataset_statistics(job)
     except FileNotFoundError:
         if (settings.MODEL_ROOT / job.base_model.path).is_dir():
-            _fail(
+            mark_failed(
                 job, "invalid_file", "The training file is missing from storage; upload it again."
             )
         else:
-            _fail(
+            mark_failed(
                 job,
                 "base_model_not_found",
                 f"The base model {job.base_model.model_id} is not installed.",
             )
         return Status.FAILED
     except InvalidExample as error:
-        _fail(
+        mark_failed(
             job,
             "invalid_file",
             f"The training file cannot be encoded for {job.base_model.model_id}: {error}",
@@ -181,7 +181,7 @@ def job_prepare(*, job_id: int) -> str:
     try:
         resolved = runner_spec.resolve_hyperparameters(job, stats)
     except ValueError as error:
-        _fail(job, "invalid_hyperparameters", str(error), param="hyperparameters")
+        mark_failed(job, "invalid_hyperparameters", str(error), param="hyperparameters")
         return Status.FAILED
     estimated = resolved["n_epochs"] * stats["trained_tokens_per_epoch"]
     updated = FineTuningJob.objects.filter(pk=job.pk, status=Status.VALIDATING_FILES).update(
@@ -344,7 +344,7 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
                 )
                 counts["requeued"] += 1
             else:
-                _fail(
+                mark_failed(
                     job,
                     "worker_lost",
                     f"The worker stopped responding {job.attempt} times; the job was not retried again.",
