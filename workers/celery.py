@@ -1,6 +1,6 @@
 """The Celery application: queues, routing and broker settings.
 
-Broker: Redis when REDIS_URL is set, otherwise kombu's filesystem broker under
+Broker: Redis when REDIS_URL (or CELERY_BROKER_URL) is set, otherwise kombu's filesystem broker under
 var/broker, so the embedded default needs no service. Queues:
 - `default`: validation, metering, billing, and reports coming back from GPU workers;
 - `gpu`: training, one task at a time per GPU;

@@ -15,7 +15,7 @@ def test_queues_have_their_own_exchange_and_routing_key():
 
 def test_broker_is_redis_when_configured_else_the_filesystem(settings):
     if settings.REDIS_URL:
-        assert app.conf.broker_url == settings.REDIS_URL
+        assert app.conf.broker_url == settings.CELERY_BROKER_URL != settings.REDIS_CACHE_URL
         assert app.conf.broker_transport_options["visibility_timeout"] > 0
     else:
         assert app.conf.broker_url == "filesystem://"
