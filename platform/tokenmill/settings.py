@@ -229,6 +229,10 @@ CELERY_BROKER_FOLDER = VAR_DIR / "broker"
 CELERY_RESULT_BACKEND = _redis_role("CELERY_RESULT_BACKEND", "results") or (
     f"file://{VAR_DIR / 'celery-results'}"
 )
+# Worker liveness (workers/probes.py): how often runplatform probes each worker, and how
+# long a probe may go unanswered, while the worker runs no task, before it is restarted.
+WORKER_PROBE_SECONDS = env_int("WORKER_PROBE_SECONDS", 15, minimum=1)
+WORKER_PROBE_TIMEOUT = env_int("WORKER_PROBE_TIMEOUT", 30, minimum=1)
 
 LOGGING = {
     "version": 1,

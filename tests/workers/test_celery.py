@@ -38,3 +38,10 @@ def test_training_goes_to_the_gpu_queue_and_reports_to_the_control_queue():
     assert router.route({}, "finetuning.train")["queue"].name == "gpu"
     assert router.route({}, "finetuning.report")["queue"].name == "control"
     assert router.route({}, "files.validate")["queue"].name == "default"
+
+
+def test_the_reaper_and_the_dispatcher_run_on_the_control_queue():
+    router = app.amqp.router
+    assert router.route({}, "finetuning.reap")["queue"].name == "control"
+    assert router.route({}, "finetuning.dispatch")["queue"].name == "control"
+    assert router.route({}, "finetuning.prepare")["queue"].name == "default"
