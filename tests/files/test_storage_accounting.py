@@ -3,6 +3,7 @@ normalized datasets, checkpoints, fine-tuned models), and deleting an organizati
 removes its bytes from the store."""
 
 import pytest
+from django.core.management import call_command
 
 from tests.files.helpers import chat_lines, error_of, jsonl, stored_files
 from tests.finetuning.conftest import FAKE_TRAINER
@@ -129,3 +130,17 @@ def test_deleting_an_organization_removes_its_bytes_from_the_store(
         f"files/{kept.json()['id']}"
     ]
     assert storage_used_bytes(tenant=globex) == len(b"globex's notes")
+
+
+def test_storage_recount_counts_what_was_stored_before_the_ledger(
+    upload, train, acme, artifact_root, capsys
+):
+    job = train(upload(jsonl(chat_lines(20))).json()["id"])
+    StoredArtifact.objects.all().delete()  # as after an upgrade: nothing counted yet
+    assert storage_used_bytes(tenant=acme) == 0
+
+    call_command("storage_recount")
+
+    total = sum(path.stat().st_size for path in stored_files(artifact_root))
+    assert storage_used_bytes(tenant=acme) == total > store_size(f"jobs/{job.public_id}") > 0
+    assert capsys.readouterr().out == f"acme: {total:,} bytes\n"
