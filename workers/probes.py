@@ -17,6 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+import httpx
 from celery import Celery
 from celery.result import AsyncResult
 from kombu import Exchange, Queue
@@ -114,3 +115,47 @@ def probe_once(app: Celery, node: str, *, timeout: float) -> tuple[bool, str]:
         f"{node} did not consume its probe within {timeout:g}s and runs no task: "
         "it has stopped consuming"
     )
+
+
+@dataclass
+class HttpProbe:
+    """The probing of a server process (web, a model server) by HTTP: any answer below
+    500 means it serves. `check()` answers like `Probe.check()`: "stalled" once no probe
+    has been answered for `timeout` seconds (`first_timeout` after a start)."""
+
+    url: str
+    every: float
+    timeout: float
+    first_timeout: float = 60.0
+    request_timeout: float = 5.0
+    _since: float | None = None
+    _next_at: float = 0.0
+    _answered_once: bool = False
+
+    @property
+    def answered(self) -> bool:
+        return self._answered_once
+
+    def reset(self, *, now: float | None = None) -> None:
+        self._since, self._answered_once = None, False
+        self._next_at = now if now is not None else time.monotonic()
+
+    def check(self, *, now: float | None = None) -> str:
+        now = now if now is not None else time.monotonic()
+        if self._since is None:
+            self._since = now
+        if now < self._next_at:
+            return "waiting"
+        self._next_at = now + self.every
+        if self._serves():
+            self._since, self._answered_once = now, True
+            return "ok"
+        limit = self.timeout if self._answered_once else self.first_timeout
+        return "stalled" if now - self._since >= limit else "waiting"
+
+    def _serves(self) -> bool:
+        try:
+            response = httpx.get(self.url, timeout=self.request_timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code < 500

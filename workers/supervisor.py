@@ -21,25 +21,29 @@ from pathlib import Path
 
 from celery import Celery
 
-from workers.probes import Probe
+from workers.probes import HttpProbe, Probe
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Child:
-    """One supervised process: a name, its command, and the Celery node to probe (workers)."""
+    """One supervised process: a name, its command, and how to see that it works: the
+    Celery node name its probe task goes to (a worker), or a URL it answers (a server).
+    `start_seconds` is how long it may take to answer its first probe."""
 
     name: str
     argv: list[str]
     worker_node: str | None = None
+    health_url: str | None = None
+    start_seconds: float | None = None
 
 
 @dataclass
 class Running:
     child: Child
     process: subprocess.Popen
-    probe: Probe | None
+    probe: Probe | HttpProbe | None
     restarts: list[float] = field(default_factory=list)
 
 
@@ -76,16 +80,19 @@ class Supervisor:
 
     def start(self) -> None:
         for child in self.children:
-            probe = None
-            if child.worker_node and self.app is not None:
-                probe = Probe(
-                    self.app,
-                    child.worker_node,
-                    every=self.probe_every,
-                    timeout=self.probe_timeout,
-                    first_timeout=self.first_probe_timeout,
-                )
-            self.running[child.name] = Running(child, self._spawn(child), probe)
+            self.running[child.name] = Running(child, self._spawn(child), self._probe(child))
+
+    def _probe(self, child: Child) -> Probe | HttpProbe | None:
+        timing = {
+            "every": self.probe_every,
+            "timeout": self.probe_timeout,
+            "first_timeout": child.start_seconds or self.first_probe_timeout,
+        }
+        if child.worker_node and self.app is not None:
+            return Probe(self.app, child.worker_node, **timing)
+        if child.health_url:
+            return HttpProbe(child.health_url, **timing)
+        return None
 
     def tick(self, *, now: float | None = None) -> None:
         """One round of supervision: restart what exited or stopped consuming."""
@@ -95,11 +102,7 @@ class Supervisor:
             if code is not None:
                 self._restart(running, f"{running.child.name} exited with code {code}")
             elif running.probe is not None and running.probe.check(now=now) == "stalled":
-                self._restart(
-                    running,
-                    f"{running.child.name} stopped consuming: its probe was not taken "
-                    f"within {self.probe_timeout:g}s and it runs no task",
-                )
+                self._restart(running, self._stall_message(running.child))
 
     def run(self, *, should_stop: Callable[[], bool], interval: float = 0.5) -> None:
         while not should_stop():
@@ -112,6 +115,14 @@ class Supervisor:
         deadline = time.monotonic() + self.stop_grace
         for running in self.running.values():
             self._wait_or_kill(running.process, deadline)
+
+    def _stall_message(self, child: Child) -> str:
+        if child.worker_node:
+            return (
+                f"{child.name} stopped consuming: its probe was not taken within "
+                f"{self.probe_timeout:g}s and it runs no task"
+            )
+        return f"{child.name} stopped answering {child.health_url}"
 
     def restarts(self, name: str) -> int:
         return len(self.running[name].restarts)

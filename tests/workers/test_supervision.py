@@ -4,6 +4,7 @@ consuming, is detected through a real probe task and work resumes within a bound
 import os
 import signal
 import socket
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -53,8 +54,8 @@ def supervised_worker():
         supervisor.stop()
 
 
-def running(supervisor: Supervisor):
-    return supervisor.running["worker"]
+def running(supervisor: Supervisor, name: str = "worker"):
+    return supervisor.running[name]
 
 
 def supervise_until(supervisor: Supervisor, condition, *, within: float) -> float:
@@ -124,6 +125,39 @@ def test_a_worker_that_stops_consuming_is_restarted(supervised_worker):
     assert stalled.poll() is not None  # the stalled worker is gone, pool and all
     assert running(supervisor).process.pid != stalled.pid
     assert running(supervisor).process.poll() is None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_server_that_stops_answering_is_restarted():
+    port = free_port()
+    server = Child(
+        "server",
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        health_url=f"http://127.0.0.1:{port}/",
+        start_seconds=30,
+    )
+    supervisor = Supervisor(
+        [server], cwd=ROOT, env=worker_env(), probe_every=0.5, probe_timeout=3, stop_grace=3
+    )
+    supervisor.start()
+    try:
+        supervise_until(supervisor, lambda: running(supervisor, "server").probe.answered, within=30)
+        stalled = running(supervisor, "server").process
+        os.kill(stalled.pid, signal.SIGSTOP)  # its socket still accepts; nothing answers
+
+        detected = supervise_until(
+            supervisor, lambda: supervisor.restarts("server") == 1, within=30
+        )
+        supervise_until(supervisor, lambda: running(supervisor, "server").probe.answered, within=30)
+    finally:
+        supervisor.stop()
+    print(f"a server that stopped answering was restarted after {detected:.1f}s")
+    assert stalled.poll() is not None
 
 
 class FakeResult:

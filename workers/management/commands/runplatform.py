@@ -46,6 +46,7 @@ def platform_children(*, host: str, port: int) -> list[Child]:
                 str(port),
                 "--no-access-log",
             ],
+            health_url=f"http://{host}:{port}/v1/models",  # any answer, a 401 too
         ),
         # Validation and preparation; reports and the reaper have a worker of their own
         # (control), so they never wait behind a long validation.
