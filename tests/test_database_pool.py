@@ -56,9 +56,9 @@ def test_workers_and_commands_keep_a_persistent_connection_per_process(tmp_path)
     assert database_settings(tmp_path, "worker") == {"conn_max_age": 60, "pool": None}
 
 
-def test_the_pool_can_be_turned_off(tmp_path):
+def test_the_pool_can_be_turned_off_and_connections_still_are_not_kept(tmp_path):
     assert database_settings(tmp_path, "asgi", DATABASE_POOL="false") == {
-        "conn_max_age": 60,
+        "conn_max_age": 0,
         "pool": None,
     }
 

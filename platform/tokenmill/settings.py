@@ -41,17 +41,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, workers and beat share the file: wait for a lock instead of failing, and take
     # the write lock when a transaction starts so two writers queue instead of deadlocking.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
-elif ASGI_SERVER and env_bool("DATABASE_POOL", "true"):
+if ASGI_SERVER:
     # Under ASGI a persistent connection belongs to whichever thread ran the request and
-    # is never reused well: Django advises no persistent connections and the driver's
-    # pool instead. Each server process builds its own pool when it first connects.
-    # Workers and commands keep one persistent connection per process.
+    # is not reused well: Django advises no persistent connections, and the driver's pool
+    # instead. Each server process builds its own pool when it first connects. Workers
+    # and commands keep one persistent connection per process.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
-        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
-        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10, minimum=1),
-    }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+        "DATABASE_POOL", "true"
+    ):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
+            "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 10, minimum=1),
+        }
 
 # Redis, one database per role (tokenmill/redis_roles.py): a cache clear (FLUSHDB) must
 # never wipe the queues. REDIS_URL names the first of four databases; each role can be
