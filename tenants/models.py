@@ -168,7 +168,13 @@ class ApiKey(models.Model):
     last_four = models.CharField(max_length=4)
     scopes = models.JSONField(default=list)
     read_only = models.BooleanField(default=False)
+    # SET_NULL only after a pre_delete signal revoked the key: a key whose creator is gone
+    # is dead, never an operator's. Operators' keys say so here; no NULL stands for it.
     created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    minted_by_operator = models.BooleanField(
+        default=False,
+        help_text="Minted from the console or a management command; acts as an admin.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)

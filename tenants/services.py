@@ -112,20 +112,8 @@ def organization_update(
     return tenant
 
 
-def _forget_keys(prefixes: list[str]) -> None:
-    """Drop cached key records now, and again after commit: a request between the
-    two could have cached the old state from a not-yet-committed transaction."""
-
-    def forget() -> None:
-        for prefix in prefixes:
-            keys.forget_key(prefix)
-
-    forget()
-    transaction.on_commit(forget)
-
-
 def _forget_tenant_keys(tenant: Organization) -> None:
-    _forget_keys(list(ApiKey.objects.for_tenant(tenant).values_list("prefix", flat=True)))
+    keys.forget_keys(list(ApiKey.objects.for_tenant(tenant).values_list("prefix", flat=True)))
 
 
 def organization_set_status(*, tenant: Organization, status: str, reason: str = "") -> Organization:
@@ -260,7 +248,7 @@ def _owner_count(tenant: Organization) -> int:
 
 def _forget_member_keys(membership: Membership) -> None:
     api_keys = ApiKey.objects.for_tenant(membership.tenant).filter(created_by=membership.user)
-    _forget_keys(list(api_keys.values_list("prefix", flat=True)))
+    keys.forget_keys(list(api_keys.values_list("prefix", flat=True)))
 
 
 def member_change_role(
@@ -365,13 +353,15 @@ def api_key_create(
                     scopes=scopes,
                     read_only=read_only,
                     created_by=_acting_user(actor),
+                    # An operator, or a key an operator minted (bounded by it, see the API).
+                    minted_by_operator=_acting_user(actor) is None,
                     expires_at=expires_at,
                     requests_per_minute=requests_per_minute,
                     tokens_per_minute=tokens_per_minute,
                 )
         except IntegrityError:  # a prefix collision: astronomically rare, mint again
             continue
-        keys.forget_key(api_key.prefix)
+        keys.forget_keys([api_key.prefix])
         return api_key, plaintext
     raise RuntimeError("could not mint a unique API key prefix")
 
@@ -384,8 +374,22 @@ def api_key_revoke(*, tenant: Organization, actor: Membership | None, api_key: A
             revoked_at=timezone.now()
         )
         api_key.refresh_from_db()
-    _forget_keys([api_key.prefix])
+    keys.forget_keys([api_key.prefix])
     return api_key
+
+
+def user_api_keys_revoke(*, user: User) -> None:
+    """Revoke every key a person created, in every organization; called as they are
+    deleted, by whatever path, so none of their keys outlives them."""
+    api_keys = ApiKey.objects.filter(created_by=user)
+    prefixes = list(api_keys.values_list("prefix", flat=True))
+    api_keys.filter(revoked_at=None).update(revoked_at=timezone.now())
+    keys.forget_keys(prefixes)
+
+
+def user_api_keys_forget(*, user: User) -> None:
+    """Drop the cached records of a person's keys, after a change to them (is_active)."""
+    keys.forget_keys(list(ApiKey.objects.filter(created_by=user).values_list("prefix", flat=True)))
 
 
 def roles_assignable_by(actor: Membership | None) -> list[str]:
