@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -45,16 +46,20 @@ def _acting_user(actor: Membership | None) -> User | None:
     return actor.user if actor is not None and actor.user_id else None
 
 
-def _unique_slug(name: str) -> str:
+def _slug_candidates(name: str):
+    """Slugs for a name that look free: acme, acme-2, acme-3... The database decides."""
     base = slugify(name)[:32].strip("-") or "org"
-    slug, n = base, 1
-    while Organization.objects.filter(slug=slug).exists():
-        n += 1
-        slug = f"{base}-{n}"
-    return slug
+    similar = Organization.objects.filter(Q(slug=base) | Q(slug__startswith=f"{base}-"))
+    taken = set(similar.values_list("slug", flat=True))
+    for candidate in [base, *(f"{base}-{n}" for n in range(2, 1000))]:
+        if candidate not in taken:
+            yield candidate
+    yield f"{base}-{random_token(6).lower()}"
 
 
 def organization_create(*, name: str, owner: User, slug: str | None = None) -> Organization:
+    """Create an organization owned by `owner`. A slug is unique: the database says
+    whether it is free (no check-then-act), so concurrent creations cannot both win."""
     name = name.strip()
     if not name:
         raise TenantError("The organization needs a name.", code="invalid_name", param="name")
@@ -66,12 +71,18 @@ def organization_create(*, name: str, owner: User, slug: str | None = None) -> O
                 code="invalid_slug",
                 param="slug",
             )
-        if Organization.objects.filter(slug=slug).exists():
-            raise TenantError(f"The slug {slug!r} is taken.", code="slug_taken", param="slug")
-    with transaction.atomic():
-        organization = Organization.objects.create(name=name, slug=slug or _unique_slug(name))
-        Membership.objects.create(tenant=organization, user=owner, role=Role.OWNER)
-    return organization
+    for candidate in [slug] if slug is not None else _slug_candidates(name):
+        try:
+            with transaction.atomic():
+                organization = Organization.objects.create(name=name, slug=candidate)
+                Membership.objects.create(tenant=organization, user=owner, role=Role.OWNER)
+            return organization
+        except IntegrityError:
+            if not Organization.objects.filter(slug=candidate).exists():
+                raise  # not the slug: a real error
+    if slug is None:
+        raise RuntimeError(f"no free slug for {name!r}")
+    raise TenantError(f"The slug {slug!r} is taken.", code="slug_taken", param="slug")
 
 
 def user_sign_up(
