@@ -104,7 +104,7 @@ def forget_keys(prefixes: list[str]) -> None:
 
 
 def _load_record(prefix: str) -> KeyRecord | None:
-    key = ApiKey.objects.select_related("tenant", "created_by").filter(prefix=prefix).first()
+    key = ApiKey.unscoped.select_related("tenant", "created_by").filter(prefix=prefix).first()
     if key is None:
         return None
     if key.minted_by_operator:
@@ -112,7 +112,7 @@ def _load_record(prefix: str) -> KeyRecord | None:
     elif key.created_by is None:
         role, creator_gone = Role.VIEWER, True  # its creator was deleted: it stopped with them
     else:
-        membership = Membership.objects.filter(
+        membership = Membership.unscoped.filter(
             tenant_id=key.tenant_id, user_id=key.created_by_id
         ).first()
         role = membership.role if membership else Role.VIEWER
@@ -187,4 +187,4 @@ def authenticate_key(plaintext: str) -> KeyRecord:
 def touch_last_used(record: KeyRecord, *, every_seconds: int = 60) -> None:
     """Record use at most once a minute per key, so busy keys do not write on every request."""
     if cache.add(f"apikey-used:{record.id}", 1, every_seconds):
-        ApiKey.objects.filter(pk=record.id).update(last_used_at=timezone.now())
+        ApiKey.unscoped.filter(pk=record.id).update(last_used_at=timezone.now())

@@ -8,7 +8,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from tenants.ids import public_id
-from tenants.scoping import TenantOwnedQuerySet
+from tenants.scoping import TenantScopedManager, UnscopedManager
 
 
 class UserManager(BaseUserManager):
@@ -93,7 +93,8 @@ class Membership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         constraints = [
@@ -126,7 +127,8 @@ class Invitation(models.Model):
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -182,7 +184,8 @@ class ApiKey(models.Model):
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at"]

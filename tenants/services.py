@@ -204,7 +204,7 @@ def member_invite(
 
 def invitation_get_by_token(token: str) -> Invitation:
     invitation = (
-        Invitation.objects.select_related("tenant").filter(token_hash=_token_hash(token)).first()
+        Invitation.unscoped.select_related("tenant").filter(token_hash=_token_hash(token)).first()
     )
     if invitation is None or invitation.status != Invitation.Status.PENDING:
         raise TenantError("This invitation link is not valid.", code="invalid_invitation")
@@ -218,7 +218,7 @@ def invitation_get_by_token(token: str) -> Invitation:
 def invitation_accept(*, token: str, user: User) -> Membership:
     with transaction.atomic():
         invitation = invitation_get_by_token(token)
-        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        invitation = Invitation.unscoped.select_for_update().get(pk=invitation.pk)
         if invitation.status != Invitation.Status.PENDING:
             raise TenantError("This invitation link is not valid.", code="invalid_invitation")
         if invitation.email.lower() != user.email.lower():
@@ -226,7 +226,7 @@ def invitation_accept(*, token: str, user: User) -> Membership:
                 f"This invitation is for {invitation.email}; sign in with that address to accept it.",
                 code="invitation_email_mismatch",
             )
-        membership, _ = Membership.objects.get_or_create(
+        membership, _ = Membership.unscoped.get_or_create(
             tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
         )
         invitation.status = Invitation.Status.ACCEPTED
@@ -392,7 +392,7 @@ def api_key_revoke(*, tenant: Organization, actor: Membership | None, api_key: A
 def user_api_keys_revoke(*, user: User) -> None:
     """Revoke every key a person created, in every organization; called as they are
     deleted, by whatever path, so none of their keys outlives them."""
-    api_keys = ApiKey.objects.filter(created_by=user)
+    api_keys = ApiKey.unscoped.filter(created_by=user)
     prefixes = list(api_keys.values_list("prefix", flat=True))
     api_keys.filter(revoked_at=None).update(revoked_at=timezone.now())
     keys.forget_keys(prefixes)
@@ -400,7 +400,7 @@ def user_api_keys_revoke(*, user: User) -> None:
 
 def user_api_keys_forget(*, user: User) -> None:
     """Drop the cached records of a person's keys, after a change to them (is_active)."""
-    keys.forget_keys(list(ApiKey.objects.filter(created_by=user).values_list("prefix", flat=True)))
+    keys.forget_keys(list(ApiKey.unscoped.filter(created_by=user).values_list("prefix", flat=True)))
 
 
 def roles_assignable_by(actor: Membership | None) -> list[str]:

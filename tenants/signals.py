@@ -26,7 +26,7 @@ def _forget_keys_of_changed_user(sender, instance: User, update_fields=None, **k
 @receiver(post_save, sender=Membership, dispatch_uid="tenants.forget_keys_of_saved_membership")
 @receiver(post_delete, sender=Membership, dispatch_uid="tenants.forget_keys_of_gone_membership")
 def _forget_keys_of_membership(sender, instance: Membership, **kwargs) -> None:
-    api_keys = ApiKey.objects.filter(tenant_id=instance.tenant_id, created_by_id=instance.user_id)
+    api_keys = ApiKey.unscoped.filter(tenant_id=instance.tenant_id, created_by_id=instance.user_id)
     keys.forget_keys(list(api_keys.values_list("prefix", flat=True)))
 
 

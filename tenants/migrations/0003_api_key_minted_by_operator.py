@@ -4,7 +4,7 @@ from django.db import migrations, models
 def mark_operator_keys(apps, schema_editor):
     # Until now a NULL creator meant "minted by an operator": say so explicitly.
     ApiKey = apps.get_model("tenants", "ApiKey")
-    ApiKey.objects.filter(created_by__isnull=True).update(minted_by_operator=True)
+    ApiKey._default_manager.filter(created_by__isnull=True).update(minted_by_operator=True)
 
 
 class Migration(migrations.Migration):

@@ -25,14 +25,14 @@ def _member(acme, alice):
 
 def _invitation(acme, alice):
     invitation, _ = services.member_invite(
-        tenant=acme, actor=Membership.objects.get(user=alice), email="dana@example.com"
+        tenant=acme, actor=Membership.unscoped.get(user=alice), email="dana@example.com"
     )
     return invitation.public_id
 
 
 def _api_key(acme, alice):
     api_key, _ = services.api_key_create(
-        tenant=acme, actor=Membership.objects.get(user=alice), name="acme prod"
+        tenant=acme, actor=Membership.unscoped.get(user=alice), name="acme prod"
     )
     return api_key.public_id
 
@@ -50,8 +50,8 @@ def _job(acme, alice):
 def _fine_tuned_model(acme, alice):
     from tokenmill.finetuning.models import FineTunedModel, FineTuningJob
 
-    job = FineTuningJob.objects.get(public_id=_job(acme, alice))
-    FineTuningJob.objects.filter(pk=job.pk).update(
+    job = FineTuningJob.unscoped.get(public_id=_job(acme, alice))
+    FineTuningJob.unscoped.filter(pk=job.pk).update(
         status="succeeded", fine_tuned_model="ft:tiny-chat:acme::x"
     )
     FineTunedModel.objects.create(

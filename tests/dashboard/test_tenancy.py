@@ -13,9 +13,9 @@ from tokenmill.dashboard.mixins import TenantMixin
 @pytest.fixture
 def acme_objects(acme, alice, bob) -> dict[str, str]:
     """The URLs of one of each of acme's objects."""
-    key = ApiKey.objects.get(prefix=make_key(acme, alice)[:12])
+    key = ApiKey.unscoped.get(prefix=make_key(acme, alice)[:12])
     invitation, _ = services.member_invite(tenant=acme, actor=None, email="g@example.com")
-    bob_membership = Membership.objects.get(tenant=acme, user=bob)
+    bob_membership = Membership.unscoped.get(tenant=acme, user=bob)
     return {
         "key revoke": reverse("dashboard:api-key-revoke", args=[key.public_id]),
         "member role": reverse("dashboard:member-role", args=[bob_membership.public_id]),
@@ -43,9 +43,9 @@ def test_nothing_of_acme_changed_after_charlies_attempts(charlie_client, acme, a
         charlie_client.post(url, {"role": Role.OWNER})
         assert charlie_client.get(url).status_code in (404, 405)
 
-    assert not ApiKey.objects.filter(tenant=acme, revoked_at__isnull=False).exists()
-    assert Membership.objects.get(tenant=acme, user__email="bob@example.com").role == Role.MEMBER
-    assert Invitation.objects.get(tenant=acme).status == Invitation.Status.PENDING
+    assert not ApiKey.unscoped.filter(tenant=acme, revoked_at__isnull=False).exists()
+    assert Membership.unscoped.get(tenant=acme, user__email="bob@example.com").role == Role.MEMBER
+    assert Invitation.unscoped.get(tenant=acme).status == Invitation.Status.PENDING
 
 
 @pytest.mark.django_db
@@ -64,7 +64,7 @@ def test_forms_need_the_csrf_token(alice):
     response = client.post(reverse("dashboard:api-keys"), {"name": "x", "scopes": ["models"]})
 
     assert response.status_code == 403
-    assert not ApiKey.objects.exists()
+    assert not ApiKey.unscoped.exists()
     page = client.get(reverse("dashboard:api-keys")).content.decode()
     assert 'name="csrfmiddlewaretoken"' in page
 
@@ -74,7 +74,7 @@ def test_a_view_cannot_override_get_queryset():
 
         class Unscoped(TenantMixin):
             def get_queryset(self):
-                return ApiKey.objects.all()
+                return ApiKey.unscoped.all()
 
 
 @pytest.mark.django_db
