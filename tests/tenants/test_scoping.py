@@ -6,29 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
-from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
 from tenants.errors import TenantScopeError
-from tenants.models import ApiKey, Membership, Organization
+from tenants.models import ApiKey, Membership
 from tests.factories import UserFactory
+from tests.tenancy import TENANT_OWNED
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _tenant_owned_models():
-    return [
-        model
-        for model in apps.get_models()
-        if any(
-            field.name == "tenant" and field.related_model is Organization
-            for field in model._meta.fields
-        )
-    ]
-
-
-TENANT_OWNED = _tenant_owned_models()
 
 QUERIES_WITHOUT_A_TENANT = {
     "all": lambda objects: objects.all(),
