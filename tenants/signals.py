@@ -18,7 +18,11 @@ def _revoke_keys_of_deleted_user(sender, instance: User, **kwargs) -> None:
 
 
 @receiver(post_save, sender=User, dispatch_uid="tenants.forget_keys_of_changed_user")
-def _forget_keys_of_changed_user(sender, instance: User, update_fields=None, **kwargs) -> None:
+def _forget_keys_of_changed_user(
+    sender, instance: User, created=False, update_fields=None, **kwargs
+) -> None:
+    if created:
+        return  # no keys yet
     if update_fields is None or "is_active" in update_fields:  # not on every login
         services.user_api_keys_forget(user=instance)
 
