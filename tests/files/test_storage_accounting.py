@@ -31,7 +31,7 @@ def train(alice_api, django_capture_on_commit_callbacks, fake_trainer):
                 format="json",
             )
         assert response.status_code == 200, response.content
-        job = FineTuningJob.objects.get(public_id=response.json()["id"])
+        job = FineTuningJob.unscoped.get(public_id=response.json()["id"])
         assert job.status == "succeeded", job.error
         return job
 
@@ -71,7 +71,7 @@ def test_checkpoints_models_and_normalized_files_count_against_the_quota(
         "param": "file",
         "code": "storage_quota_exceeded",
     }
-    jobs_before = FineTuningJob.objects.count()
+    jobs_before = FineTuningJob.unscoped.count()
     no_room = alice_api.post(
         "/v1/fine_tuning/jobs",
         {"model": "tiny-chat", "training_file": uploaded["id"]},
@@ -87,7 +87,7 @@ def test_checkpoints_models_and_normalized_files_count_against_the_quota(
         "param": None,
         "code": "storage_quota_exceeded",
     }
-    assert FineTuningJob.objects.count() == jobs_before  # nothing half-written
+    assert FineTuningJob.unscoped.count() == jobs_before  # nothing half-written
 
 
 def test_deleting_a_fine_tuned_model_gives_its_bytes_back(
@@ -110,7 +110,7 @@ def test_deleting_a_file_gives_its_bytes_back(upload, alice_api, acme):
     assert storage_used_bytes(tenant=acme) > 0
     assert alice_api.delete(f"/v1/files/{file_id}").status_code == 200
     assert storage_used_bytes(tenant=acme) == 0
-    assert not StoredArtifact.objects.exists()
+    assert not StoredArtifact.unscoped.exists()
 
 
 def test_deleting_an_organization_removes_its_bytes_from_the_store(
@@ -126,7 +126,7 @@ def test_deleting_an_organization_removes_its_bytes_from_the_store(
 
     left = [path.relative_to(artifact_root).as_posix() for path in stored_files(artifact_root)]
     assert left == [f"files/{kept.json()['id']}/original"]
-    assert list(StoredArtifact.objects.values_list("key", flat=True)) == [
+    assert list(StoredArtifact.unscoped.values_list("key", flat=True)) == [
         f"files/{kept.json()['id']}"
     ]
     assert storage_used_bytes(tenant=globex) == len(b"globex's notes")
@@ -136,7 +136,7 @@ def test_storage_recount_counts_what_was_stored_before_the_ledger(
     upload, train, acme, artifact_root, capsys
 ):
     job = train(upload(jsonl(chat_lines(20))).json()["id"])
-    StoredArtifact.objects.all().delete()  # as after an upgrade: nothing counted yet
+    StoredArtifact.unscoped.all().delete()  # as after an upgrade: nothing counted yet
     assert storage_used_bytes(tenant=acme) == 0
 
     call_command("storage_recount")

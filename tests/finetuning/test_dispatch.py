@@ -49,7 +49,7 @@ def test_one_tenants_backlog_cannot_starve_another(
 
     with django_capture_on_commit_callbacks(execute=True):
         assert services.jobs_dispatch() == []  # no free slot
-        finish(FineTuningJob.objects.get(pk=acme_jobs[0].pk))
+        finish(FineTuningJob.unscoped.get(pk=acme_jobs[0].pk))
         services.jobs_dispatch()
     assert sent[-1]["job_id"] == acme_jobs[1].public_id
 
@@ -64,7 +64,7 @@ def test_an_organization_never_exceeds_its_concurrent_job_limit(
     with django_capture_on_commit_callbacks(execute=True):
         services.jobs_dispatch()
     assert [spec["job_id"] for spec in sent] == [jobs[0].public_id]
-    assert FineTuningJob.objects.filter(dispatched_at__isnull=True, status="queued").count() == 2
+    assert FineTuningJob.unscoped.filter(dispatched_at__isnull=True, status="queued").count() == 2
 
 
 def test_the_spec_is_self_contained(
@@ -97,7 +97,7 @@ def test_reports_of_a_superseded_attempt_are_ignored(
     job.refresh_from_db()
     assert reports.record(job_id=job.public_id, attempt=1, kind="started", payload={"worker": "a"})
     # The reaper requeued it and attempt 2 was dispatched...
-    FineTuningJob.objects.filter(pk=job.pk).update(status="queued", dispatched_at=None)
+    FineTuningJob.unscoped.filter(pk=job.pk).update(status="queued", dispatched_at=None)
     with django_capture_on_commit_callbacks(execute=True):
         services.jobs_dispatch()
     # ...so the old worker's late outcome changes nothing.

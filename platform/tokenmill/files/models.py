@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from tenants.ids import public_id
 from tenants.models import Organization
-from tenants.scoping import TenantOwnedQuerySet
+from tenants.scoping import TenantScopedManager, UnscopedManager
 
 
 class File(models.Model):
@@ -40,7 +40,8 @@ class File(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -61,7 +62,8 @@ class StoredArtifact(models.Model):
     bytes = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     def __str__(self) -> str:
         return f"{self.key} ({self.bytes} bytes)"

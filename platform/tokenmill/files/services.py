@@ -107,7 +107,7 @@ def file_create(*, tenant: Organization, upload: UploadedFile | None, purpose: s
     if needs_validation:
         transaction.on_commit(partial(_enqueue_validation, file.pk))
     # With eager Celery (tests) the validation has run at commit already: show its outcome.
-    return File.objects.filter(pk=file.pk).first() or file
+    return File.unscoped.filter(pk=file.pk).first() or file
 
 
 def _checked_purpose(purpose: str | None) -> str:
@@ -229,7 +229,7 @@ def file_validate(*, tenant: Organization, file: File) -> str:
     )
     if recorded:  # the normalized copy counts against the quota too
         stored_artifact_measure(tenant=tenant, key=storage.file_folder(file.public_id))
-    elif not File.objects.filter(pk=file.pk).exists():
+    elif not File.unscoped.filter(pk=file.pk).exists():
         store.delete(storage.file_folder(file.public_id))  # deleted while it was validated
     return status
 

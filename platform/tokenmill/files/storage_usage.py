@@ -17,7 +17,7 @@ from tokenmill.files.storage import file_folder, get_artifact_store
 
 def stored_artifact_record(*, tenant: Organization, key: str, size: int) -> None:
     """Record that `key` holds `size` bytes of `tenant`'s (insert or update, race-free)."""
-    StoredArtifact.objects.bulk_create(
+    StoredArtifact.unscoped.bulk_create(
         [StoredArtifact(tenant=tenant, key=key, bytes=size, updated_at=timezone.now())],
         update_conflicts=True,
         unique_fields=["key"],

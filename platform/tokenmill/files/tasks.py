@@ -18,7 +18,7 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, TokenizerUnavaila
 
 
 def _load(file_id: int) -> File | None:
-    return File.objects.select_related("tenant").filter(pk=file_id).first()
+    return File.unscoped.select_related("tenant").filter(pk=file_id).first()
 
 
 class ValidateFileTask(Task):

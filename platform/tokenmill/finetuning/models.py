@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from tenants.ids import public_id
 from tenants.models import ApiKey, Organization
-from tenants.scoping import TenantOwnedQuerySet
+from tenants.scoping import TenantScopedManager, UnscopedManager
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
 
@@ -72,7 +72,8 @@ class FineTuningJob(models.Model):
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -105,7 +106,8 @@ class JobEvent(models.Model):
     data = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -125,7 +127,8 @@ class JobCheckpoint(models.Model):
     artifact_key = models.CharField(max_length=500)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -150,7 +153,8 @@ class FineTunedModel(models.Model):
     artifact_key = models.CharField(max_length=500)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at"]

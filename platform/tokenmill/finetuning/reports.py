@@ -55,7 +55,7 @@ def _metrics_message(data: dict) -> str:
 def record(*, job_id: str, attempt: int, kind: str, payload: dict) -> bool:
     """Apply one report. Returns False when it was ignored as stale."""
     job = (
-        FineTuningJob.objects.select_related("tenant", "base_model")
+        FineTuningJob.unscoped.select_related("tenant", "base_model")
         .filter(public_id=job_id)
         .first()
     )
@@ -64,7 +64,7 @@ def record(*, job_id: str, attempt: int, kind: str, payload: dict) -> bool:
     # Reports of the current attempt still count after its outcome was recorded: the
     # control queue runs them concurrently, so the last checkpoint may land after it.
     at = _at(payload)
-    current = FineTuningJob.objects.filter(pk=job.pk, attempt=attempt, released_at__isnull=True)
+    current = FineTuningJob.unscoped.filter(pk=job.pk, attempt=attempt, released_at__isnull=True)
     if kind == "outcome":
         recorded = _record_outcome(job, attempt, payload, at)
         _measure_job_folder(job)
@@ -91,7 +91,7 @@ def record(*, job_id: str, attempt: int, kind: str, payload: dict) -> bool:
             current.update(estimated_finish=timezone.now() + timedelta(seconds=data["eta_seconds"]))
     elif kind == "checkpoint":
         step = int(payload["step"])
-        JobCheckpoint.objects.get_or_create(
+        JobCheckpoint.unscoped.get_or_create(
             job=job,
             step_number=step,
             defaults={
@@ -117,7 +117,7 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
     status = payload["status"]
     with transaction.atomic():
         job = (
-            FineTuningJob.objects.select_for_update()
+            FineTuningJob.unscoped.select_for_update()
             .select_related("tenant", "base_model")
             .get(pk=job.pk)
         )
@@ -125,10 +125,12 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
             return False
         if job.status == Status.CANCELLED or status == "cancelled":
             # Cancelled by the user (even if training finished meanwhile): the worker has stopped.
-            FineTuningJob.objects.filter(pk=job.pk).update(status=Status.CANCELLED, released_at=now)
+            FineTuningJob.unscoped.filter(pk=job.pk).update(
+                status=Status.CANCELLED, released_at=now
+            )
         elif status == "succeeded":
             model_id = fine_tuned_model_id(job)
-            FineTuningJob.objects.filter(pk=job.pk).update(
+            FineTuningJob.unscoped.filter(pk=job.pk).update(
                 status=Status.SUCCEEDED,
                 trained_tokens=payload["trained_tokens"],
                 fine_tuned_model=model_id,
@@ -152,6 +154,6 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
                 payload.get("code", "internal_error"),
                 payload.get("message", "Training failed."),
             )
-            FineTuningJob.objects.filter(pk=job.pk).update(finished_at=at)
+            FineTuningJob.unscoped.filter(pk=job.pk).update(finished_at=at)
         transaction.on_commit(control.enqueue_dispatch)
     return True

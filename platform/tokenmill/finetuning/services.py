@@ -116,7 +116,7 @@ def job_create(
 
 def job_fail(*, job_id: int, code: str, message: str) -> None:
     """Fail a job that cannot go on (a task gave up on it); a finished job is left alone."""
-    job = FineTuningJob.objects.filter(pk=job_id).first()
+    job = FineTuningJob.unscoped.filter(pk=job_id).first()
     if job is not None:
         mark_failed(job, code, message)
 
@@ -124,7 +124,7 @@ def job_fail(*, job_id: int, code: str, message: str) -> None:
 def mark_failed(job: FineTuningJob, code: str, message: str, *, param: str | None = None) -> None:
     now = timezone.now()
     updated = (
-        FineTuningJob.objects.filter(pk=job.pk)
+        FineTuningJob.unscoped.filter(pk=job.pk)
         .exclude(status__in=FineTuningJob.TERMINAL)
         .update(
             status=Status.FAILED,
@@ -143,7 +143,7 @@ def job_prepare(*, job_id: int) -> str:
     Returns "waiting" while a file is still being validated (the caller retries),
     else the job's new status.
     """
-    job = FineTuningJob.objects.select_related(
+    job = FineTuningJob.unscoped.select_related(
         "training_file", "validation_file", "base_model"
     ).get(pk=job_id)
     if job.status != Status.VALIDATING_FILES:
@@ -189,14 +189,14 @@ def job_prepare(*, job_id: int) -> str:
         mark_failed(job, "invalid_hyperparameters", str(error), param="hyperparameters")
         return Status.FAILED
     estimated = resolved["n_epochs"] * stats["trained_tokens_per_epoch"]
-    updated = FineTuningJob.objects.filter(pk=job.pk, status=Status.VALIDATING_FILES).update(
+    updated = FineTuningJob.unscoped.filter(pk=job.pk, status=Status.VALIDATING_FILES).update(
         status=Status.QUEUED,
         resolved_hyperparameters=resolved,
         n_train_examples=stats["n_examples"],
         estimated_trained_tokens=estimated,
     )
     if not updated:  # cancelled meanwhile
-        return FineTuningJob.objects.get(pk=job.pk).status
+        return FineTuningJob.unscoped.get(pk=job.pk).status
     event_add(
         job,
         f"Files validated: {stats['n_examples']} examples, about {estimated:,} tokens to train "
@@ -227,7 +227,7 @@ def jobs_dispatch() -> list[int]:
     with transaction.atomic():
         # Lock the waiting jobs so two dispatchers cannot hand out the same slot.
         waiting = list(
-            FineTuningJob.objects.select_for_update(of=("self",))
+            FineTuningJob.unscoped.select_for_update(of=("self",))
             .filter(status=Status.QUEUED, dispatched_at__isnull=True)
             .filter(tenant__status=Organization.Status.ACTIVE)  # suspended tenants' jobs wait
             .select_related("tenant")
@@ -236,7 +236,7 @@ def jobs_dispatch() -> list[int]:
         if not waiting:
             return sent
         holding = dict(
-            FineTuningJob.objects.filter(_holding_slot())
+            FineTuningJob.unscoped.filter(_holding_slot())
             .values_list("tenant_id")
             .annotate(n=Count("id"))
             .values_list("tenant_id", "n")
@@ -289,7 +289,7 @@ def job_cancel(*, tenant: Organization, job: FineTuningJob) -> FineTuningJob:
 def job_retry(*, job: FineTuningJob) -> FineTuningJob:
     """An operator's retry of a failed or cancelled job: it goes through the queue again."""
     with transaction.atomic():
-        job = FineTuningJob.objects.select_for_update().get(pk=job.pk)
+        job = FineTuningJob.unscoped.select_for_update().get(pk=job.pk)
         if job.status not in (Status.FAILED, Status.CANCELLED) or job.released_at is None:
             raise TenantError(
                 f"Only failed or cancelled jobs that have stopped can be retried; {job.public_id} is {job.status}.",
@@ -328,22 +328,22 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
     now = now or timezone.now()
     silent_since = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
     counts = {"requeued": 0, "failed": 0, "released": 0, "redispatched": 0}
-    lost = FineTuningJob.objects.filter(_holding_slot()).filter(
+    lost = FineTuningJob.unscoped.filter(_holding_slot()).filter(
         Q(status=Status.RUNNING, last_heartbeat_at__lt=silent_since)
         | Q(status=Status.CANCELLED, last_heartbeat_at__lt=silent_since)
         | Q(status=Status.CANCELLED, last_heartbeat_at__isnull=True, dispatched_at__lt=silent_since)
     )
     for job in lost:
         with transaction.atomic():
-            job = FineTuningJob.objects.select_for_update().get(pk=job.pk)
+            job = FineTuningJob.unscoped.select_for_update().get(pk=job.pk)
             heard_from = job.last_heartbeat_at and job.last_heartbeat_at >= silent_since
             if job.released_at is not None or heard_from:  # it spoke up since the query
                 continue
             if job.status == Status.CANCELLED:
-                FineTuningJob.objects.filter(pk=job.pk).update(released_at=now)
+                FineTuningJob.unscoped.filter(pk=job.pk).update(released_at=now)
                 counts["released"] += 1
             elif job.attempt - job.attempt_base < settings.JOB_MAX_ATTEMPTS:
-                FineTuningJob.objects.filter(pk=job.pk).update(
+                FineTuningJob.unscoped.filter(pk=job.pk).update(
                     status=Status.QUEUED, dispatched_at=None, worker="", last_heartbeat_at=None
                 )
                 event_add(
@@ -363,7 +363,7 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
                 counts["failed"] += 1
     # A message on the GPU queue that no worker started (lost with a broker or worker).
     unstarted = now - timedelta(seconds=settings.JOB_DISPATCH_TIMEOUT)
-    counts["redispatched"] = FineTuningJob.objects.filter(
+    counts["redispatched"] = FineTuningJob.unscoped.filter(
         status=Status.QUEUED, dispatched_at__lt=unstarted, released_at__isnull=True
     ).update(dispatched_at=None)
     return counts

@@ -16,12 +16,12 @@ from tokenmill.files.storage_usage import stored_artifact_forget, stored_artifac
 def owned_folders() -> dict[str, object]:
     """Every folder an organization owns in the store, with its owner."""
     folders = {}
-    for file in File.objects.select_related("tenant").iterator():
+    for file in File.unscoped.select_related("tenant").iterator():
         folders[file_folder(file.public_id)] = file.tenant
     # Looked up by name: the files app sits below fine-tuning and imports nothing of it.
-    for job in apps.get_model("finetuning", "FineTuningJob").objects.select_related("tenant"):
+    for job in apps.get_model("finetuning", "FineTuningJob").unscoped.select_related("tenant"):
         folders[f"jobs/{job.public_id}"] = job.tenant
-    for row in StoredArtifact.objects.select_related("tenant").iterator():
+    for row in StoredArtifact.unscoped.select_related("tenant").iterator():
         folders.setdefault(row.key, row.tenant)
     return folders
 

@@ -6,8 +6,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("files", "0002_stored_artifacts"),
-        ("finetuning", "0001_initial"),
+        ("files", "0003_stored_artifacts"),
+        ("finetuning", "0002_unscoped_is_the_default_manager"),
     ]
 
     operations = [
