@@ -163,7 +163,7 @@ def test_redis_url_selects_the_redis_cache_and_broker(tmp_path):
         "LOCATION": "redis://cache.internal:6379/3",
         "KEY_PREFIX": "tokenmill",
     }
-    assert summary["broker"] == "redis://cache.internal:6379/3"
+    assert summary["broker"] == "redis://cache.internal:6379/4"  # a database of its own
 
 
 def test_the_embedded_default_is_sqlite_and_the_database_cache_under_the_var_dir(tmp_path):

@@ -6,6 +6,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from tokenmill.env import env_bool, env_int, env_list, env_path, env_str, env_url
+from tokenmill.redis_roles import redis_role_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = env_path("TOKENMILL_VAR_DIR", BASE_DIR / "var")
@@ -27,6 +28,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 
 DATABASE_URL = env_url("DATABASE_URL", schemes=("sqlite", "postgres", "postgresql"))
+# The ASGI app (tokenmill/asgi.py) sets TOKENMILL_ASGI before it loads these settings.
+ASGI_SERVER = env_bool("TOKENMILL_ASGI", "false")
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL or f"sqlite:///{VAR_DIR / 'tokenmill.sqlite3'}",
@@ -38,13 +41,40 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, workers and beat share the file: wait for a lock instead of failing, and take
     # the write lock when a transaction starts so two writers queue instead of deadlocking.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
+if ASGI_SERVER:
+    # Under ASGI a persistent connection belongs to whichever thread ran the request and
+    # is not reused well: Django advises no persistent connections, and the driver's pool
+    # instead. Each server process builds its own pool when it first connects. Workers
+    # and commands keep one persistent connection per process.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+        "DATABASE_POOL", "true"
+    ):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
+            "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 10, minimum=1),
+        }
 
+# Redis, one database per role (tokenmill/redis_roles.py): a cache clear (FLUSHDB) must
+# never wipe the queues. REDIS_URL names the first of four databases; each role can be
+# pointed elsewhere with its own variable.
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"))
-if REDIS_URL:
+
+
+def _redis_role(variable: str, role: str) -> str:
+    own = env_url(variable, schemes=("redis", "rediss"))
+    return own or (redis_role_url(REDIS_URL, role) if REDIS_URL else "")
+
+
+REDIS_CACHE_URL = _redis_role("REDIS_CACHE_URL", "cache")
+# The admission code's rate limits and budget reservations; "" means the database fallback.
+RATELIMIT_REDIS_URL = _redis_role("RATELIMIT_REDIS_URL", "ratelimit")
+if REDIS_CACHE_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": REDIS_CACHE_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "tokenmill"),
         }
     }
@@ -197,9 +227,15 @@ JOB_REAPER_SECONDS = env_int("JOB_REAPER_SECONDS", 10, minimum=1)
 TRAINER = env_str("TRAINER", "gpu_inference.training:run_training").replace(":", ".")
 
 # Celery (see workers/celery.py): Redis when configured, else the filesystem broker.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = _redis_role("CELERY_BROKER_URL", "broker") or "filesystem://"
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"
-CELERY_RESULT_BACKEND = REDIS_URL or f"file://{VAR_DIR / 'celery-results'}"
+CELERY_RESULT_BACKEND = _redis_role("CELERY_RESULT_BACKEND", "results") or (
+    f"file://{VAR_DIR / 'celery-results'}"
+)
+# Worker liveness (workers/probes.py): how often runplatform probes each worker, and how
+# long a probe may go unanswered, while the worker runs no task, before it is restarted.
+WORKER_PROBE_SECONDS = env_int("WORKER_PROBE_SECONDS", 15, minimum=1)
+WORKER_PROBE_TIMEOUT = env_int("WORKER_PROBE_TIMEOUT", 30, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -122,16 +122,16 @@ def test_delete_removes_the_row_and_then_the_bytes(
 def test_deleting_a_file_a_fine_tuning_job_uses_is_refused(
     upload, alice_api, acme, monkeypatch, artifact_root
 ):
-    """Jobs hold their files with on_delete=PROTECT; Django's ProtectedError stands in for them."""
+    """Jobs hold their files with on_delete=RESTRICT; Django's RestrictedError stands in for them."""
     from types import SimpleNamespace
 
-    from django.db.models import ProtectedError
+    from django.db.models import RestrictedError
 
     file_id = upload(b"data", purpose="user_data").json()["id"]
     jobs = [SimpleNamespace(public_id="ftjob-b"), SimpleNamespace(public_id="ftjob-a")]
 
     def protected(self, *args, **kwargs):
-        raise ProtectedError("protected", jobs)
+        raise RestrictedError("restricted", jobs)
 
     monkeypatch.setattr(File, "delete", protected)
     response = alice_api.delete(f"/v1/files/{file_id}")

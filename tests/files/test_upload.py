@@ -17,7 +17,7 @@ from tests.files.helpers import (
     refused,
     stored_files,
 )
-from tokenmill.files.models import File
+from tokenmill.files.models import File, StoredArtifact
 from tokenmill.files.storage import get_artifact_store
 
 
@@ -275,6 +275,7 @@ def test_the_quota_is_checked_again_under_the_lock(upload, acme, monkeypatch, ar
             sha256="0" * 64,
             storage_key="files/elsewhere/original",
         )
+        StoredArtifact.objects.create(tenant=acme, key="files/elsewhere", bytes=900)
         return result
 
     monkeypatch.setattr(ArtifactStore, "write_stream", copy_while_another_upload_lands)

@@ -11,6 +11,7 @@ from tenants.models import ROLE_RANK, ApiKey, ApiKeyScope, Invitation, Membershi
 from tokenmill.api.errors import ApiError
 from tokenmill.api.pagination import cursor_page, list_body, parse_limit
 from tokenmill.api.views import TenantAPIView
+from tokenmill.files.selectors import storage_quota_bytes, storage_used_bytes
 
 
 def _ts(value) -> int | None:
@@ -23,10 +24,20 @@ class OrganizationSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     slug = serializers.CharField(read_only=True)
     status = serializers.CharField(read_only=True)
+    storage_used_bytes = serializers.SerializerMethodField(
+        help_text="Bytes in the artifact store: files, checkpoints and fine-tuned models."
+    )
+    storage_quota_bytes = serializers.SerializerMethodField()
     created_at = serializers.SerializerMethodField()
 
     def get_object(self, obj) -> str:
         return "organization"
+
+    def get_storage_used_bytes(self, obj) -> int:
+        return storage_used_bytes(tenant=obj)
+
+    def get_storage_quota_bytes(self, obj) -> int:
+        return storage_quota_bytes(tenant=obj)
 
     def get_created_at(self, obj) -> int:
         return _ts(obj.created_at)

@@ -49,3 +49,21 @@ class File(models.Model):
 
     def __str__(self) -> str:
         return f"{self.public_id} ({self.filename})"
+
+
+class StoredArtifact(models.Model):
+    """What a tenant keeps in the artifact store, one row per folder it owns there (a
+    file's `files/<file-id>`, a job's `jobs/<job-id>` with every attempt's checkpoints
+    and model): the storage quota counts the sum of `bytes`, and deleting the
+    organization deletes every folder listed here."""
+
+    tenant = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=300, unique=True)
+    bytes = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.bytes} bytes)"

@@ -12,7 +12,7 @@ from functools import partial
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import ProtectedError
+from django.db.models import RestrictedError
 from django.utils import timezone
 
 from gpu_inference.artifacts import ArtifactTooLarge
@@ -20,6 +20,11 @@ from tenants.errors import TenantError, TenantScopeError
 from tenants.models import Organization
 from tokenmill.files import selectors, storage, tokenizer
 from tokenmill.files.models import File
+from tokenmill.files.storage_usage import (
+    stored_artifact_forget,
+    stored_artifact_measure,
+    stored_artifact_record,
+)
 from tokenmill.files.validation import ValidationReport, validate_dataset
 from tokenmill.files.validation_report import plural
 
@@ -93,6 +98,9 @@ def file_create(*, tenant: Organization, upload: UploadedFile | None, purpose: s
             locked = Organization.objects.select_for_update().get(pk=tenant.pk)
             _quota_check(locked, file.bytes)
             file.save(force_insert=True)
+            stored_artifact_record(
+                tenant=locked, key=storage.file_folder(file.public_id), size=file.bytes
+            )
     except BaseException:
         store.delete(storage.file_folder(file.public_id))
         raise
@@ -134,6 +142,22 @@ def _quota_check(tenant: Organization, size: int) -> None:
         )
 
 
+def storage_room_check(*, tenant: Organization) -> None:
+    """Refuse new work that will write to the store (a fine-tuning job's checkpoints and
+    model) once the organization has used its whole quota."""
+    quota = selectors.storage_quota_bytes(tenant=tenant)
+    used = selectors.storage_used_bytes(tenant=tenant)
+    if used >= quota:
+        raise TenantError(
+            f"Storage quota exceeded: the organization stores {used:,} bytes of its "
+            f"{quota:,}-byte quota (files, checkpoints and fine-tuned models), so a job "
+            "has no room for its checkpoints and model. Delete files or fine-tuned models "
+            "you no longer need, or ask for a larger quota.",
+            code="storage_quota_exceeded",
+            param=None,
+        )
+
+
 def _enqueue_validation(file_pk: int) -> None:
     from tokenmill.files.tasks import validate_file  # the task module imports this one
 
@@ -143,7 +167,7 @@ def _enqueue_validation(file_pk: int) -> None:
 def file_delete(*, tenant: Organization, file: File) -> None:
     """Delete the row, then its bytes once the deletion is committed.
 
-    Fine-tuning jobs point at their files with on_delete=PROTECT; deleting a file
+    Fine-tuning jobs point at their files with on_delete=RESTRICT; deleting a file
     a job uses is refused with a 409 that names the jobs.
     """
     if file.tenant_id != tenant.pk:
@@ -151,9 +175,10 @@ def file_delete(*, tenant: Organization, file: File) -> None:
     try:
         with transaction.atomic():
             file.delete()
-    except ProtectedError as error:
+            stored_artifact_forget(tenant=tenant, key=storage.file_folder(file.public_id))
+    except RestrictedError as error:
         raise FileInUse(
-            _in_use_message(file, error.protected_objects), code="file_in_use", param="id"
+            _in_use_message(file, error.restricted_objects), code="file_in_use", param="id"
         ) from None
     store = storage.get_artifact_store()
     transaction.on_commit(partial(store.delete, storage.file_folder(file.public_id)))
@@ -202,7 +227,9 @@ def file_validate(*, tenant: Organization, file: File) -> str:
         validation=report.to_dict(),
         normalized_key=normalized_key if report.ok else "",
     )
-    if not recorded and not File.unscoped.filter(pk=file.pk).exists():
+    if recorded:  # the normalized copy counts against the quota too
+        stored_artifact_measure(tenant=tenant, key=storage.file_folder(file.public_id))
+    elif not File.unscoped.filter(pk=file.pk).exists():
         store.delete(storage.file_folder(file.public_id))  # deleted while it was validated
     return status
 

@@ -10,6 +10,11 @@ requeue) to stand down.
 from tokenmill.files.storage import get_artifact_store
 
 
+def job_folder_key(job_id: str) -> str:
+    """Everything of a job in the store: markers, every attempt's checkpoints and model."""
+    return f"jobs/{job_id}"
+
+
 def cancel_marker_key(job_id: str) -> str:
     return f"jobs/{job_id}/control/cancel"
 

@@ -35,9 +35,11 @@ class FineTuningJob(models.Model):
         ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="+")
-    training_file = models.ForeignKey(File, on_delete=models.PROTECT, related_name="training_jobs")
+    # RESTRICT, not PROTECT: a file a job uses cannot be deleted on its own, but deleting
+    # the organization deletes both.
+    training_file = models.ForeignKey(File, on_delete=models.RESTRICT, related_name="training_jobs")
     validation_file = models.ForeignKey(
-        File, on_delete=models.PROTECT, null=True, blank=True, related_name="validation_jobs"
+        File, on_delete=models.RESTRICT, null=True, blank=True, related_name="validation_jobs"
     )
     suffix = models.CharField(max_length=64, blank=True)
     seed = models.PositiveIntegerField()

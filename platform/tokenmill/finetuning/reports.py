@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from tokenmill.files.storage_usage import stored_artifact_measure
 from tokenmill.finetuning import control
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint
 from tokenmill.finetuning.services import event_add, mark_failed
@@ -65,7 +66,9 @@ def record(*, job_id: str, attempt: int, kind: str, payload: dict) -> bool:
     at = _at(payload)
     current = FineTuningJob.unscoped.filter(pk=job.pk, attempt=attempt, released_at__isnull=True)
     if kind == "outcome":
-        return _record_outcome(job, attempt, payload, at)
+        recorded = _record_outcome(job, attempt, payload, at)
+        _measure_job_folder(job)
+        return recorded
     current.update(last_heartbeat_at=timezone.now())
     if kind == "started":
         started = current.filter(status=Status.QUEUED).update(
@@ -100,7 +103,13 @@ def record(*, job_id: str, attempt: int, kind: str, payload: dict) -> bool:
                 "created_at": at,
             },
         )
+        _measure_job_folder(job)
     return True
+
+
+def _measure_job_folder(job: FineTuningJob) -> None:
+    """Checkpoints and models count against the storage quota as they land."""
+    stored_artifact_measure(tenant=job.tenant, key=control.job_folder_key(job.public_id))
 
 
 def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetime) -> bool:

@@ -13,7 +13,9 @@ from tenants.errors import TenantError
 from tenants.models import Organization
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
+from tokenmill.files.services import storage_room_check
 from tokenmill.files.storage import get_artifact_store
+from tokenmill.files.storage_usage import stored_artifact_measure, stored_artifact_record
 from tokenmill.finetuning import control, runner_spec
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobEvent
 from tokenmill.finetuning.params import JobRequest
@@ -83,6 +85,7 @@ def job_create(
     *, tenant: Organization, request: JobRequest, api_key_id: int | None = None
 ) -> FineTuningJob:
     base_model = fine_tunable_model(model_id=request.model)
+    storage_room_check(tenant=tenant)
     training_file = fine_tuning_file(
         tenant=tenant, file_id=request.training_file, param="training_file"
     )
@@ -105,6 +108,8 @@ def job_create(
             hyperparameters=request.hyperparameters,
         )
         event_add(job, f"Validating training file: {training_file.public_id}")
+        # Listed from the start, so deleting the organization deletes what the job writes.
+        stored_artifact_record(tenant=tenant, key=control.job_folder_key(job.public_id), size=0)
         transaction.on_commit(lambda: control.enqueue_prepare(job.pk))
     return job
 
@@ -307,8 +312,14 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
 
 def fine_tuned_model_delete(*, tenant: Organization, model: FineTunedModel) -> None:
     artifact_key = model.artifact_key
+    job_folder = control.job_folder_key(model.job.public_id)
     FineTunedModel.objects.for_tenant(tenant).filter(pk=model.pk).delete()
-    transaction.on_commit(lambda: get_artifact_store().delete(artifact_key))
+
+    def delete_bytes() -> None:
+        get_artifact_store().delete(artifact_key)
+        stored_artifact_measure(tenant=tenant, key=job_folder)  # the quota counts what is left
+
+    transaction.on_commit(delete_bytes)
 
 
 def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
