@@ -63,6 +63,8 @@ MAX_CONCURRENT_JOBS = env_int("MAX_CONCURRENT_JOBS", 2, minimum=1)
 # Uploads go to a temporary file on disk, never into memory, on their way to the store.
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The largest JSON body an API endpoint reads (413 request_too_large beyond it).
+JSON_BODY_MAX_BYTES = env_int("JSON_BODY_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 MODEL_ROOT = env_path("MODEL_ROOT", VAR_DIR / "models")
 # The catalog model whose tokenizer counts the tokens of uploaded datasets.
 DEFAULT_TOKENIZER_MODEL = env_str("DEFAULT_TOKENIZER_MODEL", "tiny-chat")
@@ -163,7 +165,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "tokenmill.api.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

@@ -8,7 +8,6 @@ SDK maps to its exceptions (400 BadRequestError, 401 AuthenticationError,
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from tenants.errors import TenantError
 
@@ -76,6 +75,10 @@ def _first_validation_error(detail, path: str = "") -> tuple[str | None, str]:
 
 
 def exception_handler(exc, context):
+    # Imported here: rest_framework.views loads the parser classes, and the JSON parser
+    # raises ApiError from this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, TenantError):
         return Response(
             error_body(exc.message, status_code=exc.status, code=exc.code, param=exc.param),

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from tokenmill.api.json_text import unencodable_path
 from tokenmill.files.dataset_io import NormalizedWriter, TextLines
 from tokenmill.files.example_rules import (
     DatasetFormat,
@@ -191,6 +193,17 @@ def _parse_json_object(builder: ReportBuilder, line_no: int, text: str) -> dict[
     if not isinstance(value, dict):
         builder.invalid_example(
             line_no, "not_an_object", f"expected a JSON object, got {json_type(value)}"
+        )
+        return None
+    # json.loads is already past any depth a real example has; only the text is checked here.
+    bad_text = unencodable_path(value, max_depth=sys.getrecursionlimit())
+    if bad_text is not None:
+        where = bad_text if len(bad_text) <= 60 else bad_text[:57] + "..."
+        builder.invalid_example(
+            line_no,
+            "invalid_unicode",
+            f'"{where}" holds a lone surrogate (an escape such as \\udfff without its pair), '
+            "which is not valid Unicode text",
         )
         return None
     return value
