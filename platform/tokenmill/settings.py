@@ -3,24 +3,24 @@
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
-from tokenmill.env import env_bool, env_int, env_list, env_path, env_str, env_url
+from tokenmill.env import env_bool, env_int, env_list, env_path, env_secret, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = env_path("TOKENMILL_VAR_DIR", BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", "false")
 
-SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "development-only-secret-key-never-use-in-production"  # noqa: S105
-
+# Both secrets must be set and strong when DEBUG is off; under DEBUG, development
+# defaults stand in so `make run` and the tests need no configuration.
+SECRET_KEY = env_secret(
+    "SECRET_KEY",
+    debug=DEBUG,
+    development_default="development-only-secret-key-never-use-in-production",
+)
 # API keys are hashed with their own secret so SECRET_KEY (sessions, signing) can be
 # rotated without invalidating every key a tenant holds.
-API_KEY_HASH_SECRET = env_str("API_KEY_HASH_SECRET") or SECRET_KEY
+API_KEY_HASH_SECRET = env_secret("API_KEY_HASH_SECRET", debug=DEBUG, development_default=SECRET_KEY)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
