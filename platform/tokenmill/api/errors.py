@@ -21,6 +21,12 @@ _TYPE_BY_STATUS = {
 }
 
 
+MISSING_KEY_MESSAGE = (
+    "You didn't provide an API key. Provide it in an Authorization header using "
+    "Bearer auth (Authorization: Bearer YOUR_KEY)."
+)
+
+
 class ApiError(exceptions.APIException):
     """Raise from a view to answer with a specific status, message, param and code."""
 
@@ -97,11 +103,7 @@ def exception_handler(exc, context):
         message = f"{param}: {message}" if param and not message.startswith(param) else message
         code = "invalid_value"
     elif isinstance(exc, exceptions.NotAuthenticated):
-        message = (
-            "You didn't provide an API key. Provide it in an Authorization header using "
-            "Bearer auth (Authorization: Bearer YOUR_KEY)."
-        )
-        code = "missing_api_key"
+        message, code = MISSING_KEY_MESSAGE, "missing_api_key"
     elif isinstance(exc, exceptions.AuthenticationFailed):
         message = str(exc.detail)
         code = getattr(exc, "error_code", None) or "invalid_api_key"

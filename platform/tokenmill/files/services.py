@@ -44,17 +44,27 @@ class FileInUse(TenantError):
     status = 409
 
 
+def upload_body_limit() -> int:
+    """The most bytes an upload request may carry: the file's limit plus the multipart envelope."""
+    return settings.FILE_MAX_BYTES + MULTIPART_ENVELOPE_BYTES
+
+
+def upload_too_large(length: int | None) -> FileTooLarge:
+    """The 413 for an upload request of ``length`` bytes (None: a stream that passed the limit)."""
+    size = f"{length:,} bytes" if length is not None else f"more than {upload_body_limit():,} bytes"
+    return FileTooLarge(
+        f"The upload is {size}; a file may be at most {settings.FILE_MAX_BYTES:,} bytes."
+    )
+
+
 def upload_size_check(*, content_length: str | None) -> None:
     """Refuse an upload whose request is over the limit already, before a byte of it is read."""
     try:
         length = int(content_length or 0)
     except ValueError:
         return  # the multipart parser answers a malformed Content-Length
-    limit = settings.FILE_MAX_BYTES
-    if length > limit + MULTIPART_ENVELOPE_BYTES:
-        raise FileTooLarge(
-            f"The upload is {length:,} bytes; a file may be at most {limit:,} bytes."
-        )
+    if length > upload_body_limit():
+        raise upload_too_large(length)
 
 
 def file_create(*, tenant: Organization, upload: UploadedFile | None, purpose: str | None) -> File:
