@@ -193,14 +193,15 @@ def file_validate(*, tenant: Organization, file: File) -> str:
         return File.Status.PROCESSED
 
     model = tokenizer.default_tokenizer_model(tenant=tenant)
-    encoder = tokenizer.encoder_for(model)
+    count_tokens = tokenizer.context_counter(model)
     store = storage.get_artifact_store()
     normalized_key = storage.normalized_key(file.public_id)
     report = validate_dataset(
         store.path(file.storage_key),
-        count_tokens=encoder.count_tokens,
+        count_tokens=count_tokens,
         context_length=model.context_length,
         max_bytes=settings.FILE_MAX_BYTES,
+        max_line_bytes=settings.DATASET_MAX_LINE_BYTES,
         normalized_out=store.path(normalized_key),
     )
     status = File.Status.PROCESSED if report.ok else File.Status.ERROR
