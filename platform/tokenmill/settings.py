@@ -65,6 +65,9 @@ FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHand
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # The largest JSON body an API endpoint reads (413 request_too_large beyond it).
 JSON_BODY_MAX_BYTES = env_int("JSON_BODY_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# A task delivered more often than this, each earlier delivery having lost its worker
+# (killed, say, for its memory), is given up with a recorded failure (workers/deliveries.py).
+TASK_MAX_DELIVERIES = env_int("TASK_MAX_DELIVERIES", 3, minimum=1)
 # The longest line of a dataset that validation reads (a line error beyond it).
 DATASET_MAX_LINE_BYTES = env_int("DATASET_MAX_LINE_BYTES", 1024 * 1024, minimum=1024)
 MODEL_ROOT = env_path("MODEL_ROOT", VAR_DIR / "models")

@@ -225,6 +225,20 @@ def file_validation_crashed(*, tenant: Organization, file: File) -> bool:
     )
 
 
+def file_validation_abandoned(*, tenant: Organization, file: File, attempts: int) -> bool:
+    """Give up on a file whose validation kept killing its worker: `error`, saying why."""
+    return _record_outcome(
+        tenant,
+        file,
+        status=File.Status.ERROR,
+        status_details=(
+            f"Validation stopped: checking this file made the validation worker fail "
+            f"{plural(attempts, 'time')}, so it was not tried again. Look for very long lines "
+            "or examples, and contact support if it persists."
+        ),
+    )
+
+
 def validation_summary(report: ValidationReport) -> str:
     """The first error, and how many more there are: OpenAI's `status_details`."""
     first = report.errors[0].message
