@@ -157,22 +157,31 @@ def test_json_nested_too_deeply_is_a_400_not_a_server_error(alice_api, acme, tra
     assert snapshot(acme) == before
 
 
-def test_a_json_body_over_the_limit_is_a_413_in_openai_shape(alice_api, acme, settings):
-    settings.JSON_BODY_MAX_BYTES = 2048
+def test_a_json_body_over_the_limit_is_a_413_in_openai_shape(alice_api, acme):
     before = snapshot(acme)
-    response = post_raw(
-        alice_api, "/api/v1/organization", json.dumps({"name": "x" * 3000}), "patch"
-    )
+    over = json.dumps({"name": "x" * (10 * 1024 * 1024)})  # just over the 10 MiB default
+    response = post_raw(alice_api, "/api/v1/organization", over, "patch")
     assert response.status_code == 413
     assert response.json() == {
         "error": {
-            "message": "The request body is too large: a JSON body may be at most 2,048 bytes.",
+            "message": "The request body is too large: a JSON body may be at most 10,485,760 bytes.",
             "type": "invalid_request_error",
             "param": None,
             "code": "request_too_large",
         }
     }
     assert snapshot(acme) == before
+
+
+def test_the_json_limit_is_a_setting(alice_api, settings):
+    settings.JSON_BODY_MAX_BYTES = 2048
+    response = post_raw(
+        alice_api, "/api/v1/organization", json.dumps({"name": "x" * 3000}), "patch"
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["message"] == (
+        "The request body is too large: a JSON body may be at most 2,048 bytes."
+    )
 
 
 @pytest.mark.parametrize(
