@@ -28,6 +28,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 
 from tokenmill.api.errors import error_body
 from tokenmill.api.parsers import body_too_large
@@ -98,7 +99,9 @@ def check_api_key(header: str) -> tuple[int, str, str] | None:
 
 def guard_bodies(app: ASGIApp, *, check_key: KeyCheck | None = None) -> ASGIApp:
     """Wrap ``app`` so that no request body is read past what its route allows."""
-    key_check = sync_to_async(check_key or check_api_key, thread_sensitive=True)
+    key_check = sync_to_async(
+        _closing_connections(check_key or check_api_key), thread_sensitive=True
+    )
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,6 +123,19 @@ def guard_bodies(app: ASGIApp, *, check_key: KeyCheck | None = None) -> ASGIApp:
         await _LimitedBody(app, rule).run(scope, receive, send)
 
     return guarded
+
+
+def _closing_connections(check: KeyCheck) -> KeyCheck:
+    """The key check runs before Django's request cycle, which would close what it opens: a
+    cache miss reads the database, so close that connection here rather than leak it."""
+
+    def checked(header: str):
+        try:
+            return check(header)
+        finally:
+            connections.close_all()
+
+    return checked
 
 
 def _content_length(headers: dict[bytes, bytes]) -> int | None:

@@ -9,6 +9,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connections
 
 from tests.factories import make_key
 from tokenmill.body_guard import guard_bodies
@@ -189,8 +190,11 @@ def test_an_upload_announced_over_the_limit_is_refused_unread(small_limits, acme
 
 @pytest.mark.django_db(transaction=True)
 def test_an_upload_within_the_limit_reaches_the_view_whole(
-    small_limits, acme, alice, artifact_root
+    small_limits, acme, alice, artifact_root, monkeypatch
 ):
+    # Each harness run is a new context, so a persistent connection the view opens would be
+    # left behind open: close it at the end of the request, as ASGI deployments should.
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     key = make_key(acme, alice)
     content = b"some bytes\n" * 50_000  # 550 KB, several chunks
     body = (
