@@ -116,11 +116,12 @@ def guard_bodies(app: ASGIApp, *, check_key: KeyCheck | None = None) -> ASGIApp:
                 challenge = ((b"www-authenticate", b'Bearer realm="api"'),) if status == 401 else ()
                 await _answer(send, Refusal(status, message, code, headers=challenge), api=True)
                 return
+        wants_json = b"application/json" in headers.get(b"accept", b"")
         length = _content_length(headers)
         if length is not None and length > rule.limit:
-            await _answer(send, rule.too_large(length), api=rule.api)
+            await _answer(send, rule.too_large(length), api=rule.api, wants_json=wants_json)
             return
-        await _LimitedBody(app, rule).run(scope, receive, send)
+        await _LimitedBody(app, rule, wants_json=wants_json).run(scope, receive, send)
 
     return guarded
 
@@ -148,9 +149,10 @@ def _content_length(headers: dict[bytes, bytes]) -> int | None:
 class _LimitedBody:
     """One request: counts body bytes as the app receives them, and cuts it off at the limit."""
 
-    def __init__(self, app: ASGIApp, rule: BodyRule):
+    def __init__(self, app: ASGIApp, rule: BodyRule, *, wants_json: bool):
         self.app = app
         self.rule = rule
+        self.wants_json = wants_json
         self.received = 0
         self.refused = False
         self.response_started = False
@@ -177,16 +179,23 @@ class _LimitedBody:
 
         await self.app(scope, limited_receive, tracked_send)
         if self.refused and not self.response_started:
-            await _answer(send, self.rule.too_large(None), api=self.rule.api)
+            await _answer(
+                send, self.rule.too_large(None), api=self.rule.api, wants_json=self.wants_json
+            )
 
 
-async def _answer(send: Send, refusal: Refusal, *, api: bool) -> None:
+async def _answer(send: Send, refusal: Refusal, *, api: bool, wants_json: bool = False) -> None:
     if api:
         body = json.dumps(
             error_body(
                 refusal.message, status_code=refusal.status, code=refusal.code, param=refusal.param
             )
         ).encode()
+        content_type = b"application/json"
+    elif wants_json:  # the dashboard's scripts: its form errors' shape
+        field = refusal.param or "__all__"
+        errors = {field: [{"message": refusal.message, "code": refusal.code or ""}]}
+        body = json.dumps({"errors": errors}).encode()
         content_type = b"application/json"
     else:
         body = refusal.message.encode()

@@ -301,6 +301,25 @@ def test_the_dashboard_dataset_upload_has_the_file_limit(small_limits):
     )
     assert over.consumed <= 1 * MB + 64 * 1024 + CHUNK
 
+    # The upload page's script asks for JSON, and gets its form errors' shape.
+    scripted = Harness(
+        guarded,
+        path="/datasets/",
+        headers=[MULTIPART, (b"accept", b"application/json"), length(300 * MB)],
+        body_bytes=300 * MB,
+    ).run()
+    assert (scripted.status, scripted.consumed) == (413, 0)
+    assert scripted.json() == {
+        "errors": {
+            "file": [
+                {
+                    "message": "The upload is 314,572,800 bytes; a file may be at most 1,048,576 bytes.",
+                    "code": "file_too_large",
+                }
+            ]
+        }
+    }
+
 
 def test_bodies_within_their_limit_pass_through_whole(small_limits):
     guarded = guard_bodies(echo_app(), check_key=always_valid)
