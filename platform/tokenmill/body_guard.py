@@ -30,7 +30,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 
-from tokenmill.api.errors import error_body
+from tenants.keys import KeyRejected, authenticate_key
+from tokenmill.api.authentication import BEARER_FORMAT_MESSAGE, bearer_token
+from tokenmill.api.errors import MISSING_KEY_MESSAGE, error_body
 from tokenmill.api.parsers import body_too_large
 from tokenmill.files.services import upload_body_limit, upload_too_large
 
@@ -81,10 +83,6 @@ def body_rule(method: str, path: str) -> BodyRule:
 
 def check_api_key(header: str) -> tuple[int, str, str] | None:
     """The same verdict the API's authentication gives, from the header alone."""
-    from tenants.keys import KeyRejected, authenticate_key
-    from tokenmill.api.authentication import BEARER_FORMAT_MESSAGE, bearer_token
-    from tokenmill.api.errors import MISSING_KEY_MESSAGE
-
     if not header:
         return 401, MISSING_KEY_MESSAGE, "missing_api_key"
     token = bearer_token(header)
