@@ -141,3 +141,23 @@ def test_a_long_line_in_a_csv_keeps_the_line_numbers_right(tmp_path):
         (3, "line_too_long"),
         (4, "wrong_field_count"),
     ]
+
+
+def test_the_counter_is_exact_within_the_context_and_cheap_beyond(demo_model_path, encoder):
+    from tokenmill.catalog.models import BaseModel
+    from tokenmill.files.tokenizer import context_counter
+
+    count = context_counter(
+        BaseModel(model_id="tiny-chat", path=str(demo_model_path), context_length=256)
+    )
+    short = json.loads(chat_line("What is the code word?"))
+    assert count(short) == encoder.count_tokens(short) < 256
+
+    # Just past the context by tokens, but under the character budget: counted exactly.
+    near = json.loads(chat_line("hello world " * 200))
+    assert count(near) == encoder.count_tokens(near) > 256
+
+    many = {
+        "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}] * 200
+    }
+    assert count(many) == 257  # more messages than the context holds: not rendered at all

@@ -58,7 +58,9 @@ def context_counter(model: BaseModel) -> Callable[[dict[str, Any]], int]:
     budget = (context + 1) * _longest_token_chars(str(model_folder(model)))
 
     def count(example: dict[str, Any]) -> int:
-        if _text_chars(example) > budget:
+        # A chat template renders each message with at least its role's marker, so more
+        # messages than the context holds are longer than it too.
+        if _text_chars(example) > budget or len(example.get("messages", ())) > context:
             return context + 1
         return encoder.count_tokens(example)
 
