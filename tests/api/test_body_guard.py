@@ -355,5 +355,6 @@ def test_other_connections_pass_through_untouched():
 
         await guarded({"type": "lifespan"}, receive, send)
 
-    asyncio.run(main())
+    with ThreadPoolExecutor(max_workers=1) as pool:  # as Harness.run: a loop of its own
+        pool.submit(asyncio.run, main()).result()
     assert sent == [{"type": "passed-through", "scope": "lifespan"}]
