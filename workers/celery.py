@@ -28,7 +28,8 @@ from django.conf import settings  # noqa: E402
 
 QUEUES = ("default", "gpu", "control")
 
-app = Celery("tokenmill")
+# Every task counts its deliveries and gives up on one that keeps killing its worker.
+app = Celery("tokenmill", task_cls="workers.deliveries:BoundedDeliveriesTask")
 
 
 def broker_transport_options() -> dict:

@@ -3,9 +3,8 @@
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
-from tokenmill.env import env_bool, env_int, env_list, env_path, env_str, env_url
+from tokenmill.env import env_bool, env_int, env_list, env_path, env_secret, env_str, env_url
 from tokenmill.redis_roles import redis_role_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -13,15 +12,16 @@ VAR_DIR = env_path("TOKENMILL_VAR_DIR", BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", "false")
 
-SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "development-only-secret-key-never-use-in-production"  # noqa: S105
-
+# Both secrets must be set and strong when DEBUG is off; under DEBUG, development
+# defaults stand in so `make run` and the tests need no configuration.
+SECRET_KEY = env_secret(
+    "SECRET_KEY",
+    debug=DEBUG,
+    development_default="development-only-secret-key-never-use-in-production",
+)
 # API keys are hashed with their own secret so SECRET_KEY (sessions, signing) can be
 # rotated without invalidating every key a tenant holds.
-API_KEY_HASH_SECRET = env_str("API_KEY_HASH_SECRET") or SECRET_KEY
+API_KEY_HASH_SECRET = env_secret("API_KEY_HASH_SECRET", debug=DEBUG, development_default=SECRET_KEY)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -93,6 +93,13 @@ MAX_CONCURRENT_JOBS = env_int("MAX_CONCURRENT_JOBS", 2, minimum=1)
 # Uploads go to a temporary file on disk, never into memory, on their way to the store.
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The largest JSON body an API endpoint reads (413 request_too_large beyond it).
+JSON_BODY_MAX_BYTES = env_int("JSON_BODY_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# A task delivered more often than this, each earlier delivery having lost its worker
+# (killed, say, for its memory), is given up with a recorded failure (workers/deliveries.py).
+TASK_MAX_DELIVERIES = env_int("TASK_MAX_DELIVERIES", 3, minimum=1)
+# The longest line of a dataset that validation reads (a line error beyond it).
+DATASET_MAX_LINE_BYTES = env_int("DATASET_MAX_LINE_BYTES", 1024 * 1024, minimum=1024)
 MODEL_ROOT = env_path("MODEL_ROOT", VAR_DIR / "models")
 # The catalog model whose tokenizer counts the tokens of uploaded datasets.
 DEFAULT_TOKENIZER_MODEL = env_str("DEFAULT_TOKENIZER_MODEL", "tiny-chat")
@@ -193,7 +200,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "tokenmill.api.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

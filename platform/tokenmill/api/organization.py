@@ -61,7 +61,7 @@ class MemberSerializer(serializers.Serializer):
 class InvitationSerializer(serializers.Serializer):
     id = serializers.CharField(source="public_id", read_only=True)
     object = serializers.SerializerMethodField()
-    email = serializers.EmailField()
+    email = serializers.EmailField(max_length=Invitation._meta.get_field("email").max_length)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
     status = serializers.CharField(read_only=True)
     invited_at = serializers.SerializerMethodField()

@@ -49,17 +49,27 @@ class FileInUse(TenantError):
     status = 409
 
 
+def upload_body_limit() -> int:
+    """The most bytes an upload request may carry: the file's limit plus the multipart envelope."""
+    return settings.FILE_MAX_BYTES + MULTIPART_ENVELOPE_BYTES
+
+
+def upload_too_large(length: int | None) -> FileTooLarge:
+    """The 413 for an upload request of ``length`` bytes (None: a stream that passed the limit)."""
+    size = f"{length:,} bytes" if length is not None else f"more than {upload_body_limit():,} bytes"
+    return FileTooLarge(
+        f"The upload is {size}; a file may be at most {settings.FILE_MAX_BYTES:,} bytes."
+    )
+
+
 def upload_size_check(*, content_length: str | None) -> None:
     """Refuse an upload whose request is over the limit already, before a byte of it is read."""
     try:
         length = int(content_length or 0)
     except ValueError:
         return  # the multipart parser answers a malformed Content-Length
-    limit = settings.FILE_MAX_BYTES
-    if length > limit + MULTIPART_ENVELOPE_BYTES:
-        raise FileTooLarge(
-            f"The upload is {length:,} bytes; a file may be at most {limit:,} bytes."
-        )
+    if length > upload_body_limit():
+        raise upload_too_large(length)
 
 
 def file_create(*, tenant: Organization, upload: UploadedFile | None, purpose: str | None) -> File:
@@ -208,14 +218,15 @@ def file_validate(*, tenant: Organization, file: File) -> str:
         return File.Status.PROCESSED
 
     model = tokenizer.default_tokenizer_model(tenant=tenant)
-    encoder = tokenizer.encoder_for(model)
+    count_tokens = tokenizer.context_counter(model)
     store = storage.get_artifact_store()
     normalized_key = storage.normalized_key(file.public_id)
     report = validate_dataset(
         store.path(file.storage_key),
-        count_tokens=encoder.count_tokens,
+        count_tokens=count_tokens,
         context_length=model.context_length,
         max_bytes=settings.FILE_MAX_BYTES,
+        max_line_bytes=settings.DATASET_MAX_LINE_BYTES,
         normalized_out=store.path(normalized_key),
     )
     status = File.Status.PROCESSED if report.ok else File.Status.ERROR
@@ -238,6 +249,20 @@ def file_validation_crashed(*, tenant: Organization, file: File) -> bool:
     """Give up on a file whose validation failed for good: it is `error`, not `uploaded` forever."""
     return _record_outcome(
         tenant, file, status=File.Status.ERROR, status_details=VALIDATION_CRASHED
+    )
+
+
+def file_validation_abandoned(*, tenant: Organization, file: File, attempts: int) -> bool:
+    """Give up on a file whose validation kept killing its worker: `error`, saying why."""
+    return _record_outcome(
+        tenant,
+        file,
+        status=File.Status.ERROR,
+        status_details=(
+            f"Validation stopped: checking this file made the validation worker fail "
+            f"{plural(attempts, 'time')}, so it was not tried again. Look for very long lines "
+            "or examples, and contact support if it persists."
+        ),
     )
 
 
