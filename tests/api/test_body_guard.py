@@ -150,8 +150,8 @@ def test_a_revoked_key_is_refused_at_the_headers(small_limits, acme, alice):
     key = make_key(acme, alice)
     services.api_key_revoke(
         tenant=acme,
-        actor=Membership.objects.get(user=alice),
-        api_key=ApiKey.objects.get(tenant=acme),
+        actor=Membership.unscoped.get(user=alice),
+        api_key=ApiKey.unscoped.get(tenant=acme),
     )
     request = Harness(served(), headers=[MULTIPART, bearer(key)], body_bytes=300 * MB).run()
     assert (request.status, request.consumed) == (401, 0)
@@ -173,7 +173,7 @@ def test_an_authenticated_chunked_upload_stops_being_read_past_the_limit(small_l
             "code": "file_too_large",
         }
     }
-    assert not File.objects.exists()
+    assert not File.unscoped.exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -208,7 +208,7 @@ def test_an_upload_within_the_limit_reaches_the_view_whole(
     assert request.status == 200, request.text
     assert request.consumed == len(body)
     assert request.json()["bytes"] == len(content)
-    assert File.objects.get().bytes == len(content)
+    assert File.unscoped.get().bytes == len(content)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -37,12 +37,12 @@ def surrogate_error(param: str) -> dict:
 def snapshot(tenant) -> dict:
     """What a request could have written for the tenant."""
     return {
-        "jobs": list(FineTuningJob.objects.filter(tenant=tenant).values_list("id", flat=True)),
-        "files": list(File.objects.filter(tenant=tenant).values_list("id", flat=True)),
+        "jobs": list(FineTuningJob.unscoped.filter(tenant=tenant).values_list("id", flat=True)),
+        "files": list(File.unscoped.filter(tenant=tenant).values_list("id", flat=True)),
         "name": Organization.objects.get(pk=tenant.pk).name,
-        "roles": sorted(Membership.objects.filter(tenant=tenant).values_list("public_id", "role")),
-        "invitations": Invitation.objects.filter(tenant=tenant).count(),
-        "keys": ApiKey.objects.filter(tenant=tenant).count(),
+        "roles": sorted(Membership.unscoped.filter(tenant=tenant).values_list("public_id", "role")),
+        "invitations": Invitation.unscoped.filter(tenant=tenant).count(),
+        "keys": ApiKey.unscoped.filter(tenant=tenant).count(),
     }
 
 
@@ -109,7 +109,7 @@ def test_a_lone_surrogate_in_a_platform_request_is_a_400_and_nothing_written(
 
 
 def test_a_lone_surrogate_in_a_member_role_change(alice_api, acme, bob):
-    bob_id = Membership.objects.get(user=bob).public_id
+    bob_id = Membership.unscoped.get(user=bob).public_id
     before = snapshot(acme)
     response = post_raw(
         alice_api, f"/api/v1/members/{bob_id}", '{"role": "admin' + SURROGATE + '"}', "patch"
@@ -117,7 +117,7 @@ def test_a_lone_surrogate_in_a_member_role_change(alice_api, acme, bob):
     assert response.status_code == 400
     assert response.json() == surrogate_error("role")
     assert snapshot(acme) == before
-    assert Membership.objects.get(user=bob).role == Role.MEMBER
+    assert Membership.unscoped.get(user=bob).role == Role.MEMBER
 
 
 def test_json_sent_to_the_upload_endpoint_is_refused_and_stores_nothing(alice_api, acme):

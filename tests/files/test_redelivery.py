@@ -56,7 +56,7 @@ def test_a_validation_that_kills_its_worker_is_given_up_after_the_limit(
     try:
         response = upload(jsonl(chat_lines(12)), name=CRASHING_FILENAME)
         assert response.json()["status"] == "uploaded"
-        crashing = wait_validated(File.objects.get(public_id=response.json()["id"]), worker)
+        crashing = wait_validated(File.unscoped.get(public_id=response.json()["id"]), worker)
 
         assert crashing.status == File.Status.ERROR
         assert crashing.status_details == (
@@ -67,7 +67,7 @@ def test_a_validation_that_kills_its_worker_is_given_up_after_the_limit(
         assert len(list(crashes.iterdir())) == 2  # delivered twice, then given up unrun
 
         fine = upload(jsonl(chat_lines(12)), name="fine.jsonl")
-        validated = wait_validated(File.objects.get(public_id=fine.json()["id"]), worker)
+        validated = wait_validated(File.unscoped.get(public_id=fine.json()["id"]), worker)
         assert validated.status == File.Status.PROCESSED, validated.status_details
     finally:
         stop_worker(worker)

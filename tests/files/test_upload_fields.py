@@ -24,7 +24,7 @@ def test_a_repeated_purpose_is_refused_naming_it(alice_api, acme, artifact_root)
         "The request has 2 'purpose' fields; send exactly one.",
     )
     assert stored_files(artifact_root) == []
-    assert not File.objects.exists()
+    assert not File.unscoped.exists()
 
 
 def test_a_repeated_file_is_refused_naming_it(alice_api, acme, artifact_root):
@@ -47,7 +47,7 @@ def test_a_repeated_file_is_refused_naming_it(alice_api, acme, artifact_root):
         "The request has 2 'file' fields; send exactly one.",
     )
     assert stored_files(artifact_root) == []
-    assert not File.objects.exists()
+    assert not File.unscoped.exists()
 
 
 @pytest.mark.parametrize("field", ["file", "purpose"])
@@ -70,4 +70,4 @@ def test_the_dashboard_upload_refuses_a_repeated_field(alice, acme, field, artif
         {"message": f"The request has 2 '{field}' fields; send exactly one.", "code": ""}
     ]
     assert stored_files(artifact_root) == []
-    assert not File.objects.exists()
+    assert not File.unscoped.exists()
