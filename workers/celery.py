@@ -26,6 +26,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenmill.settings")
 
 from django.conf import settings  # noqa: E402
 
+from gpu_inference.broker import use_atomic_filesystem_transport  # noqa: E402
+
+use_atomic_filesystem_transport()
+
 QUEUES = ("default", "gpu", "control")
 
 # Every task counts its deliveries and gives up on one that keeps killing its worker.
