@@ -1,7 +1,11 @@
 """Dispatch: GPU slots are shared fairly between organizations, within their limits,
 and reports from a superseded attempt never touch the job."""
 
+import time
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from tests.finetuning.conftest import make_training_file
 from tokenmill.finetuning import control, reports, services
@@ -28,10 +32,24 @@ def queued_job(tenant) -> FineTuningJob:
     return job
 
 
-def finish(job: FineTuningJob) -> None:
-    reports.record(
-        job_id=job.public_id, attempt=job.attempt, kind="outcome", payload={"status": "cancelled"}
+def report(
+    job: FineTuningJob, kind: str, payload: dict | None = None, *, seq: int = 1, attempt=None
+):
+    """What a GPU worker's reporter sends, recorded as the control queue would."""
+    return reports.record(
+        {
+            "job_id": job.public_id,
+            "attempt": job.attempt if attempt is None else attempt,
+            "seq": seq,
+            "kind": kind,
+            "at": time.time(),
+            "payload": payload or {},
+        }
     )
+
+
+def finish(job: FineTuningJob) -> None:
+    report(job, "outcome", {"status": "cancelled"}, seq=99)
 
 
 def test_one_tenants_backlog_cannot_starve_another(
@@ -89,26 +107,37 @@ def test_the_spec_is_self_contained(
 
 
 def test_reports_of_a_superseded_attempt_are_ignored(
-    acme, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+    acme, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
 ):
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):
         services.jobs_dispatch()
     job.refresh_from_db()
-    assert reports.record(job_id=job.public_id, attempt=1, kind="started", payload={"worker": "a"})
-    # The reaper requeued it and attempt 2 was dispatched...
-    FineTuningJob.objects.filter(pk=job.pk).update(status="queued", dispatched_at=None)
+    assert report(job, "started", {"worker": "a"}, attempt=1)
+    # The worker went silent: the reaper requeued the job and attempt 2 was dispatched...
+    lost(job, settings)
     with django_capture_on_commit_callbacks(execute=True):
+        assert services.requeue_or_fail_lost_jobs()["requeued"] == 1
         services.jobs_dispatch()
     # ...so the old worker's late outcome changes nothing.
-    assert not reports.record(
-        job_id=job.public_id,
+    assert not report(
+        job,
+        "outcome",
+        {"status": "succeeded", "trained_tokens": 1, "output": "x"},
         attempt=1,
-        kind="outcome",
-        payload={"status": "succeeded", "trained_tokens": 1, "output": "x"},
+        seq=9,
     )
     job.refresh_from_db()
     assert (job.status, job.attempt, job.fine_tuned_model) == ("queued", 2, None)
+    assert sent[-1]["attempt"] == 2
+
+
+def lost(job: FineTuningJob, settings) -> None:
+    """The job's worker has not been heard from for longer than the heartbeat timeout."""
+    settings.JOB_HEARTBEAT_TIMEOUT = 60
+    FineTuningJob.objects.filter(pk=job.pk).update(
+        last_heartbeat_at=timezone.now() - timedelta(seconds=61)
+    )
 
 
 def test_a_suspended_organizations_jobs_wait(

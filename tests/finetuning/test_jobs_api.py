@@ -326,7 +326,7 @@ def test_retrying_a_cancelled_job_is_not_stopped_by_the_old_cancel(
     ]
     job = FineTuningJob.objects.get(public_id=job_id)
     assert job.status == "failed"
-    control.request_stop(job_id)  # the marker a cancelled running attempt leaves behind
+    control.request_stop(job_id, job.attempt)  # what cancelling the running attempt leaves
     fake_trainer.setenv("FAKE_TRAINER_MODE", "ok")
     run_commits(lambda: services.job_retry(job=job))
     job.refresh_from_db()

@@ -18,7 +18,7 @@ from tenants.models import Organization
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
 from tokenmill.files.tokenizer import TokenizerUnavailable, model_folder
-from tokenmill.finetuning import runner_spec, services
+from tokenmill.finetuning import job_spec, services
 from tokenmill.finetuning.models import FineTuningJob
 from tokenmill.finetuning.params import AUTO, JobRequest
 
@@ -80,7 +80,7 @@ def job_estimate(*, tenant: Organization, request: JobRequest) -> TrainingEstima
         hyperparameters=request.hyperparameters,
     )
     try:
-        resolved = runner_spec.resolve_hyperparameters(unsaved, counts)
+        resolved = job_spec.resolve_hyperparameters(unsaved, counts)
     except InvalidHyperparameter as error:
         raise TenantError(
             str(error),
@@ -117,7 +117,7 @@ def _token_counts(base_model: BaseModel, file: File) -> tuple[dict, bool]:
     counts = cache.get(key)
     if counts is None:
         try:
-            counts = runner_spec.dataset_token_counts(base_model, file)
+            counts = job_spec.dataset_token_counts(base_model, file)
         except FileNotFoundError as error:  # the encoder's word for an unusable model folder
             raise TokenizerUnavailable(str(error)) from None
         cache.set(key, counts, COUNTS_CACHE_SECONDS)

@@ -1,11 +1,11 @@
 """Writes on fine-tuning jobs: create, prepare, dispatch, cancel, delete models."""
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from gpu_inference.formats import InvalidExample
@@ -14,7 +14,7 @@ from tenants.models import Organization
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store
-from tokenmill.finetuning import control, runner_spec
+from tokenmill.finetuning import control, job_spec
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobEvent
 from tokenmill.finetuning.params import JobRequest
 
@@ -92,6 +92,7 @@ def job_create(
             tenant=tenant, file_id=request.validation_file, param="validation_file"
         )
     with transaction.atomic():
+        _queued_cap_check(tenant)
         job = FineTuningJob.objects.create(
             tenant=tenant,
             created_by_key_id=api_key_id,
@@ -105,8 +106,27 @@ def job_create(
             hyperparameters=request.hyperparameters,
         )
         event_add(job, f"Validating training file: {training_file.public_id}")
+        # Files still being validated send the job on when they are done (the files
+        # app's signal); trying now covers files that were validated already.
         transaction.on_commit(lambda: control.enqueue_prepare(job.pk))
     return job
+
+
+def _queued_cap_check(tenant: Organization) -> None:
+    """At most MAX_QUEUED_JOBS waiting jobs per organization; the row lock makes
+    concurrent creations of one organization count one after the other."""
+    Organization.objects.select_for_update().filter(pk=tenant.pk).first()
+    waiting = (
+        FineTuningJob.objects.for_tenant(tenant)
+        .filter(status__in=(Status.VALIDATING_FILES, Status.QUEUED), dispatched_at__isnull=True)
+        .count()
+    )
+    if waiting >= settings.MAX_QUEUED_JOBS:
+        raise TenantError(
+            f"Your organization already has {waiting} fine-tuning jobs waiting to run, the most "
+            f"allowed is {settings.MAX_QUEUED_JOBS}; wait for some to start or cancel some.",
+            code="too_many_queued_jobs",
+        )
 
 
 def job_fail(*, job_id: int, code: str, message: str) -> None:
@@ -135,8 +155,8 @@ def mark_failed(job: FineTuningJob, code: str, message: str, *, param: str | Non
 def job_prepare(*, job_id: int) -> str:
     """Turn a validating job into a queued one once its files are validated.
 
-    Returns "waiting" while a file is still being validated (the caller retries),
-    else the job's new status.
+    Returns "waiting" while a file is still being validated (its validation's end
+    sends the job here again), else the job's new status.
     """
     job = FineTuningJob.objects.select_related(
         "training_file", "validation_file", "base_model"
@@ -158,7 +178,7 @@ def job_prepare(*, job_id: int) -> str:
             )
             return Status.FAILED
     try:
-        stats = runner_spec.dataset_statistics(job)
+        stats = job_spec.dataset_statistics(job)
     except FileNotFoundError:
         if (settings.MODEL_ROOT / job.base_model.path).is_dir():
             mark_failed(
@@ -179,7 +199,7 @@ def job_prepare(*, job_id: int) -> str:
         )
         return Status.FAILED
     try:
-        resolved = runner_spec.resolve_hyperparameters(job, stats)
+        resolved = job_spec.resolve_hyperparameters(job, stats)
     except ValueError as error:
         mark_failed(job, "invalid_hyperparameters", str(error), param="hyperparameters")
         return Status.FAILED
@@ -214,9 +234,10 @@ def _holding_slot():
 def jobs_dispatch() -> list[int]:
     """Send queued jobs to the GPU queue while GPU slots are free.
 
-    Fair across tenants: each free slot goes to the tenant holding the fewest slots
-    (oldest job first among equals), and no tenant exceeds its concurrent-job limit,
-    so one tenant's hundred jobs cannot starve another's one.
+    Round-robin across tenants: each free slot goes to the tenant holding the fewest
+    slots, among equals the one served longest ago (never served first), and to that
+    tenant's oldest waiting job; no tenant exceeds its concurrent-job limit. So one
+    tenant's sixty jobs take turns with another tenant's one.
     """
     sent: list[int] = []
     with transaction.atomic():
@@ -236,6 +257,14 @@ def jobs_dispatch() -> list[int]:
             .annotate(n=Count("id"))
             .values_list("tenant_id", "n")
         )
+        tenant_ids = {job.tenant_id for job in waiting}
+        last_served = dict(
+            FineTuningJob.objects.filter(tenant_id__in=tenant_ids, dispatched_at__isnull=False)
+            .values_list("tenant_id")
+            .annotate(at=Max("dispatched_at"))
+            .values_list("tenant_id", "at")
+        )
+        never = datetime.min.replace(tzinfo=UTC)
         free = settings.GPU_WORKER_SLOTS - sum(holding.values())
         while free > 0 and waiting:
             eligible = [
@@ -243,14 +272,23 @@ def jobs_dispatch() -> list[int]:
             ]
             if not eligible:
                 break
-            job = min(eligible, key=lambda j: (holding.get(j.tenant_id, 0), j.created_at, j.id))
+            job = min(
+                eligible,
+                key=lambda j: (
+                    holding.get(j.tenant_id, 0),
+                    last_served.get(j.tenant_id, never),
+                    j.created_at,
+                    j.id,
+                ),
+            )
             waiting.remove(job)
-            job.attempt += 1
-            job.dispatched_at = timezone.now()
-            job.save(update_fields=["attempt", "dispatched_at"])
+            now = timezone.now()
+            job.dispatched_at = now
+            job.save(update_fields=["dispatched_at"])
             holding[job.tenant_id] = holding.get(job.tenant_id, 0) + 1
+            last_served[job.tenant_id] = now
             free -= 1
-            spec = runner_spec.build_spec(job)
+            spec = job_spec.build_spec(job)
             transaction.on_commit(lambda spec=spec: control.enqueue_train(spec))
             sent.append(job.pk)
     return sent
@@ -275,14 +313,15 @@ def job_cancel(*, tenant: Organization, job: FineTuningJob) -> FineTuningJob:
         job.save(update_fields=["status", "finished_at", "released_at"])
         event_add(job, "Fine-tuning job cancelled")
     if holds_slot:
-        control.request_stop(job.public_id)
+        control.request_stop(job.public_id, job.attempt)
     else:
         transaction.on_commit(control.enqueue_dispatch)
     return job
 
 
 def job_retry(*, job: FineTuningJob) -> FineTuningJob:
-    """An operator's retry of a failed or cancelled job: it goes through the queue again."""
+    """An operator's retry of a failed or cancelled job: it goes through the queue again,
+    as a new attempt (the old one's cancel marker and reports cannot reach it)."""
     with transaction.atomic():
         job = FineTuningJob.objects.select_for_update().get(pk=job.pk)
         if job.status not in (Status.FAILED, Status.CANCELLED) or job.released_at is None:
@@ -294,10 +333,9 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
         job.error = None
         job.finished_at = job.dispatched_at = job.released_at = job.last_heartbeat_at = None
         job.attempt_base = job.attempt
+        job.attempt += 1
         job.save()
         event_add(job, "Retried by an operator")
-        # The stop marker of the cancelled attempt must not stop the next one.
-        transaction.on_commit(lambda: control.clear_stop(job.public_id))
         if job.status == Status.QUEUED:
             transaction.on_commit(control.enqueue_dispatch)
         else:
@@ -306,14 +344,16 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
 
 
 def fine_tuned_model_delete(*, tenant: Organization, model: FineTunedModel) -> None:
+    """The one place a fine-tuned model is deleted (with its artifact)."""
     artifact_key = model.artifact_key
     FineTunedModel.objects.for_tenant(tenant).filter(pk=model.pk).delete()
     transaction.on_commit(lambda: get_artifact_store().delete(artifact_key))
 
 
 def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
-    """The reaper: jobs whose worker went silent are requeued (a bounded number of
-    times) or failed; dispatched messages nobody picked up are sent again."""
+    """The reaper: jobs whose worker went silent are requeued as a new attempt (a
+    bounded number of times) or failed; dispatched messages nobody picked up are sent
+    again, also as a new attempt, so the lost message can never run beside it."""
     now = now or timezone.now()
     silent_since = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
     counts = {"requeued": 0, "failed": 0, "released": 0, "redispatched": 0}
@@ -328,18 +368,16 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
             heard_from = job.last_heartbeat_at and job.last_heartbeat_at >= silent_since
             if job.released_at is not None or heard_from:  # it spoke up since the query
                 continue
+            made = job.attempt - job.attempt_base  # attempts since the last operator retry
             if job.status == Status.CANCELLED:
                 FineTuningJob.objects.filter(pk=job.pk).update(released_at=now)
                 counts["released"] += 1
-            elif job.attempt - job.attempt_base < settings.JOB_MAX_ATTEMPTS:
-                FineTuningJob.objects.filter(pk=job.pk).update(
-                    status=Status.QUEUED, dispatched_at=None, worker="", last_heartbeat_at=None
-                )
+            elif made < settings.JOB_MAX_ATTEMPTS:
+                _requeue(job)
                 event_add(
                     job,
-                    f"The worker running attempt {job.attempt} stopped responding; "
-                    f"the job is queued again (attempt {job.attempt - job.attempt_base + 1} "
-                    f"of {settings.JOB_MAX_ATTEMPTS}).",
+                    f"The worker running attempt {made} stopped responding; the job is "
+                    f"queued again (attempt {made + 1} of {settings.JOB_MAX_ATTEMPTS}).",
                     level="warn",
                 )
                 counts["requeued"] += 1
@@ -347,12 +385,92 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
                 mark_failed(
                     job,
                     "worker_lost",
-                    f"The worker stopped responding {job.attempt} times; the job was not retried again.",
+                    f"The worker stopped responding {made} times; the job was not retried again.",
                 )
                 counts["failed"] += 1
     # A message on the GPU queue that no worker started (lost with a broker or worker).
     unstarted = now - timedelta(seconds=settings.JOB_DISPATCH_TIMEOUT)
-    counts["redispatched"] = FineTuningJob.objects.filter(
+    for job in FineTuningJob.objects.filter(
         status=Status.QUEUED, dispatched_at__lt=unstarted, released_at__isnull=True
-    ).update(dispatched_at=None)
+    ):
+        with transaction.atomic():
+            still_unstarted = (
+                FineTuningJob.objects.select_for_update()
+                .filter(pk=job.pk, status=Status.QUEUED, dispatched_at__lt=unstarted)
+                .first()
+            )
+            if still_unstarted is not None:
+                _requeue(still_unstarted)
+                counts["redispatched"] += 1
+    return counts
+
+
+def _requeue(job: FineTuningJob) -> None:
+    """Back to the queue as the next attempt: the old attempt's reports are refused from
+    now on, and its worker, if it still runs, stands down at its next step."""
+    attempt = job.attempt + 1
+    FineTuningJob.objects.filter(pk=job.pk).update(
+        status=Status.QUEUED,
+        attempt=attempt,
+        dispatched_at=None,
+        worker="",
+        last_heartbeat_at=None,
+        estimated_finish=None,
+    )
+    transaction.on_commit(lambda: control.mark_current_attempt(job.public_id, attempt))
+
+
+def jobs_prepare_after_validation(*, tenant: Organization, file_id: int) -> int:
+    """A file's validation ended: prepare the jobs that waited for it. Returns how many."""
+    waiting = list(
+        FineTuningJob.objects.for_tenant(tenant)
+        .filter(status=Status.VALIDATING_FILES)
+        .filter(Q(training_file_id=file_id) | Q(validation_file_id=file_id))
+        .values_list("pk", flat=True)
+    )
+    for job_pk in waiting:
+        transaction.on_commit(lambda job_pk=job_pk: control.enqueue_prepare(job_pk))
+    return len(waiting)
+
+
+STALLED_BATCH = 100
+
+
+def jobs_prepare_stalled(*, now=None) -> dict[str, int]:
+    """The safety net under the validation trigger, run by the reaper.
+
+    A job still validating JOB_PREPARE_GRACE seconds after its files were done lost its
+    trigger: it is prepared again (once per grace period). A job whose files are still
+    not validated after JOB_FILE_VALIDATION_TIMEOUT fails instead of waiting forever.
+    """
+    now = now or timezone.now()
+    grace = now - timedelta(seconds=settings.JOB_PREPARE_GRACE)
+    counts = {"prepared_again": 0, "validation_timed_out": 0}
+    stalled = (
+        FineTuningJob.objects.filter(status=Status.VALIDATING_FILES, created_at__lt=grace)
+        .filter(Q(prepare_requested_at__isnull=True) | Q(prepare_requested_at__lt=grace))
+        .select_related("training_file", "validation_file")
+        .order_by("created_at")[:STALLED_BATCH]
+    )
+    timeout = now - timedelta(seconds=settings.JOB_FILE_VALIDATION_TIMEOUT)
+    for job in stalled:
+        files = [f for f in (job.training_file, job.validation_file) if f is not None]
+        if any(f.status == File.Status.UPLOADED for f in files):
+            if job.created_at < timeout:
+                mark_failed(
+                    job,
+                    "file_validation_timeout",
+                    f"The training files were still being validated after "
+                    f"{settings.JOB_FILE_VALIDATION_TIMEOUT // 60} minutes.",
+                )
+                counts["validation_timed_out"] += 1
+            continue
+        claimed = (
+            FineTuningJob.objects.filter(pk=job.pk, status=Status.VALIDATING_FILES)
+            .filter(Q(prepare_requested_at__isnull=True) | Q(prepare_requested_at__lt=grace))
+            .update(prepare_requested_at=now)
+        )
+        if claimed:
+            transaction.on_commit(lambda pk=job.pk: control.enqueue_prepare(pk))
+            counts["prepared_again"] += 1
     return counts

@@ -1,8 +1,10 @@
 """What the platform works out before a job goes to a GPU: exact token counts,
-concrete hyperparameters, and the self-contained spec the worker runs."""
+concrete hyperparameters, and the self-contained spec (gpu_inference.protocol.JobSpec)
+the worker runs."""
 
 from django.conf import settings
 
+from gpu_inference import protocol
 from gpu_inference.formats import ExampleEncoder, read_examples
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
@@ -47,7 +49,7 @@ def resolve_hyperparameters(job: FineTuningJob, stats: dict) -> dict:
     return {key: value for key, value in chosen.items() if value is not None}
 
 
-def build_spec(job: FineTuningJob) -> dict:
+def build_spec(job: FineTuningJob) -> protocol.JobSpec:
     hyper = job.resolved_hyperparameters
     return {
         "job_id": job.public_id,
@@ -56,7 +58,7 @@ def build_spec(job: FineTuningJob) -> dict:
         "base_model_path": job.base_model.path,
         "training_file": job.training_file.normalized_key,
         "validation_file": job.validation_file.normalized_key if job.validation_file else None,
-        "output_prefix": f"jobs/{job.public_id}/attempt-{job.attempt}",
+        "output_prefix": protocol.attempt_prefix(job.public_id, job.attempt),
         "method": job.training_type,
         "hyperparameters": {
             "n_epochs": hyper["n_epochs"],
