@@ -1,51 +1,9 @@
 """Dispatch: GPU slots are shared fairly between organizations, within their limits,
 and reports from a superseded attempt never touch the job."""
 
-import time
-from datetime import timedelta
-
-import pytest
-from django.utils import timezone
-
-from tests.finetuning.conftest import make_training_file
-from tokenmill.finetuning import control, reports, services
+from tests.finetuning.conftest import lost, queued_job, report
+from tokenmill.finetuning import services
 from tokenmill.finetuning.models import FineTuningJob
-from tokenmill.finetuning.params import JobRequest
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """The specs handed to the GPU queue, instead of a broker."""
-    specs: list[dict] = []
-    monkeypatch.setattr(control, "enqueue_train", specs.append)
-    return specs
-
-
-def queued_job(tenant) -> FineTuningJob:
-    file = make_training_file(tenant)
-    job = services.job_create(
-        tenant=tenant, request=JobRequest(model="tiny-chat", training_file=file.public_id)
-    )
-    services.job_prepare(job_id=job.pk)
-    job.refresh_from_db()
-    assert job.status == "queued"
-    return job
-
-
-def report(
-    job: FineTuningJob, kind: str, payload: dict | None = None, *, seq: int = 1, attempt=None
-):
-    """What a GPU worker's reporter sends, recorded as the control queue would."""
-    return reports.record(
-        {
-            "job_id": job.public_id,
-            "attempt": job.attempt if attempt is None else attempt,
-            "seq": seq,
-            "kind": kind,
-            "at": time.time(),
-            "payload": payload or {},
-        }
-    )
 
 
 def finish(job: FineTuningJob) -> None:
@@ -130,14 +88,6 @@ def test_reports_of_a_superseded_attempt_are_ignored(
     job.refresh_from_db()
     assert (job.status, job.attempt, job.fine_tuned_model) == ("queued", 2, None)
     assert sent[-1]["attempt"] == 2
-
-
-def lost(job: FineTuningJob, settings) -> None:
-    """The job's worker has not been heard from for longer than the heartbeat timeout."""
-    settings.JOB_HEARTBEAT_TIMEOUT = 60
-    FineTuningJob.objects.filter(pk=job.pk).update(
-        last_heartbeat_at=timezone.now() - timedelta(seconds=61)
-    )
 
 
 def test_a_suspended_organizations_jobs_wait(
