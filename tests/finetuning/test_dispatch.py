@@ -1,7 +1,8 @@
 """Dispatch: GPU slots are shared fairly between organizations, within their limits,
 and reports from a superseded attempt never touch the job."""
 
-from tests.finetuning.conftest import lost, queued_job, report
+from tests.finetuning.conftest import lost, make_training_file, queued_job, report
+from tokenmill.catalog.models import BaseModel
 from tokenmill.finetuning import services
 from tokenmill.finetuning.models import FineTuningJob
 
@@ -103,3 +104,59 @@ def test_a_suspended_organizations_jobs_wait(
     with django_capture_on_commit_callbacks(execute=True):
         services.jobs_dispatch()
     assert [spec["job_id"] for spec in sent] == [job.public_id]
+
+
+def waiting_jobs(tenant, file, n: int) -> list[FineTuningJob]:
+    """`n` prepared jobs, made directly: the dispatcher is what is under test."""
+    return [
+        FineTuningJob.objects.create(
+            tenant=tenant,
+            base_model=file_model(),
+            training_file=file,
+            seed=1,
+            status="queued",
+            resolved_hyperparameters={"n_epochs": 1, "batch_size": 4, "learning_rate": 0.005},
+        )
+        for _ in range(n)
+    ]
+
+
+def file_model() -> BaseModel:
+    return BaseModel.objects.get(model_id="tiny-chat")
+
+
+def test_sixty_jobs_of_one_tenant_take_turns_with_another_tenants_one(
+    acme, globex, settings, artifact_root, sent, django_capture_on_commit_callbacks
+):
+    settings.GPU_WORKER_SLOTS = 1
+    acme_jobs = waiting_jobs(acme, make_training_file(acme), 60)
+    [globex_job] = waiting_jobs(globex, make_training_file(globex), 1)  # posted after all 60
+    order = []
+    for _ in range(5):
+        with django_capture_on_commit_callbacks(execute=True):
+            [dispatched_pk] = services.jobs_dispatch()
+        order.append(dispatched_pk)
+        finish(FineTuningJob.objects.get(pk=dispatched_pk))
+    assert order == [
+        acme_jobs[0].pk,
+        globex_job.pk,  # second, not 61st
+        acme_jobs[1].pk,
+        acme_jobs[2].pk,
+        acme_jobs[3].pk,
+    ]
+    assert [spec["job_id"] for spec in sent][:2] == [acme_jobs[0].public_id, globex_job.public_id]
+
+
+def test_the_tenant_served_longest_ago_goes_first(
+    acme, globex, settings, artifact_root, sent, django_capture_on_commit_callbacks
+):
+    settings.GPU_WORKER_SLOTS = 1
+    a = waiting_jobs(acme, make_training_file(acme), 3)
+    g = waiting_jobs(globex, make_training_file(globex), 3)
+    order = []
+    for _ in range(6):
+        with django_capture_on_commit_callbacks(execute=True):
+            [pk] = services.jobs_dispatch()
+        order.append(pk)
+        finish(FineTuningJob.objects.get(pk=pk))
+    assert order == [a[0].pk, g[0].pk, a[1].pk, g[1].pk, a[2].pk, g[2].pk]
