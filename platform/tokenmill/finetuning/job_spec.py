@@ -4,6 +4,7 @@ the worker runs."""
 
 from django.conf import settings
 
+from gpu_inference import hyperparameters as hp
 from gpu_inference import protocol
 from gpu_inference.formats import ExampleEncoder, read_examples
 from tokenmill.catalog.models import BaseModel
@@ -30,17 +31,8 @@ def dataset_token_counts(base_model: BaseModel, file: File) -> dict:
 
 
 def resolve_hyperparameters(job: FineTuningJob, stats: dict) -> dict:
-    from gpu_inference.hyperparameters import resolve_hyperparameters as resolve_auto
-
-    requested = job.hyperparameters
-    chosen = resolve_auto(
-        {
-            "n_epochs": requested.get("n_epochs", "auto"),
-            "batch_size": requested.get("batch_size", "auto"),
-            "learning_rate_multiplier": requested.get("learning_rate_multiplier", "auto"),
-            "lora_r": requested.get("lora_rank", "auto"),
-            "lora_alpha": requested.get("lora_alpha", "auto"),
-        },
+    chosen = hp.resolve_hyperparameters(
+        hp.from_request(job.hyperparameters),
         n_examples=stats["n_examples"],
         n_train_tokens=stats["trained_tokens_per_epoch"],
         n_params=job.base_model.parameter_count,
