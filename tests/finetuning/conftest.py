@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store, normalized_key, original_key
-from tokenmill.finetuning import control, reports, services
+from tokenmill.finetuning import control, reports, scheduling, services
 from tokenmill.finetuning.models import FineTuningJob
 from tokenmill.finetuning.params import JobRequest
 
@@ -105,7 +105,7 @@ def dispatched(acme, artifact_root, demo_model_path, sent, django_capture_on_com
     """A job dispatched as attempt 1 whose worker started it."""
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     job.refresh_from_db()
     assert job.attempt == 1 and job.dispatched_at
     assert report(job, "started", {"worker": "gpu-1"}, seq=1)

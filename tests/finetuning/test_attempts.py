@@ -6,14 +6,14 @@ from gpu_inference.artifacts import ArtifactStore
 from gpu_inference.worker import ControlReporter, PathScrubber
 from tests.finetuning.conftest import lost, report
 from tokenmill.files.storage import get_artifact_store
-from tokenmill.finetuning import control, services
+from tokenmill.finetuning import control, scheduling, services
 from tokenmill.finetuning.models import FineTuningJob, JobCheckpoint, JobEvent
 
 
 def requeue(job, settings, capture) -> FineTuningJob:
     lost(job, settings)
     with capture(execute=True):
-        assert services.requeue_or_fail_lost_jobs()["requeued"] == 1
+        assert scheduling.requeue_or_fail_lost_jobs()["requeued"] == 1
     job.refresh_from_db()
     return job
 
@@ -52,7 +52,7 @@ def test_a_cancel_stops_only_its_own_attempt(
     control.request_stop(dispatched.public_id, 1)
     job = requeue(dispatched, settings, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     second = ControlReporter(
         {"job_id": job.public_id, "attempt": 2}, store, lambda r: None, PathScrubber()
     )
@@ -70,7 +70,7 @@ def test_checkpoints_and_metrics_are_kept_per_attempt_and_the_superseded_ones_de
 
     job = requeue(dispatched, settings, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     job.refresh_from_db()
     assert sent[-1]["attempt"] == 2
     # The old attempt's rows survive until the new attempt has really started...

@@ -3,7 +3,7 @@ and reports from a superseded attempt never touch the job."""
 
 from tests.finetuning.conftest import lost, make_training_file, queued_job, report
 from tokenmill.catalog.models import BaseModel
-from tokenmill.finetuning import services
+from tokenmill.finetuning import scheduling
 from tokenmill.finetuning.models import FineTuningJob
 
 
@@ -20,14 +20,14 @@ def test_one_tenants_backlog_cannot_starve_another(
     globex_job = queued_job(globex)  # ...globex's one job arrives last
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     # One slot each: globex does not wait behind acme's backlog.
     assert [spec["job_id"] for spec in sent] == [acme_jobs[0].public_id, globex_job.public_id]
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.jobs_dispatch() == []  # no free slot
+        assert scheduling.jobs_dispatch() == []  # no free slot
         finish(FineTuningJob.objects.get(pk=acme_jobs[0].pk))
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     assert sent[-1]["job_id"] == acme_jobs[1].public_id
 
 
@@ -39,7 +39,7 @@ def test_an_organization_never_exceeds_its_concurrent_job_limit(
     acme.save()
     jobs = [queued_job(acme) for _ in range(3)]
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     assert [spec["job_id"] for spec in sent] == [jobs[0].public_id]
     assert FineTuningJob.objects.filter(dispatched_at__isnull=True, status="queued").count() == 2
 
@@ -49,7 +49,7 @@ def test_the_spec_is_self_contained(
 ):
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     [spec] = sent
     assert spec["job_id"] == job.public_id and spec["attempt"] == 1
     assert spec["training_file"] == job.training_file.normalized_key
@@ -70,14 +70,14 @@ def test_reports_of_a_superseded_attempt_are_ignored(
 ):
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     job.refresh_from_db()
     assert report(job, "started", {"worker": "a"}, attempt=1)
     # The worker went silent: the reaper requeued the job and attempt 2 was dispatched...
     lost(job, settings)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.requeue_or_fail_lost_jobs()["requeued"] == 1
-        services.jobs_dispatch()
+        assert scheduling.requeue_or_fail_lost_jobs()["requeued"] == 1
+        scheduling.jobs_dispatch()
     # ...so the old worker's late outcome changes nothing.
     assert not report(
         job,
@@ -99,10 +99,10 @@ def test_a_suspended_organizations_jobs_wait(
     job = queued_job(acme)
     tenant_services.organization_set_status(tenant=acme, status="suspended")
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.jobs_dispatch() == []
+        assert scheduling.jobs_dispatch() == []
     tenant_services.organization_set_status(tenant=acme, status="active")
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     assert [spec["job_id"] for spec in sent] == [job.public_id]
 
 
@@ -134,7 +134,7 @@ def test_sixty_jobs_of_one_tenant_take_turns_with_another_tenants_one(
     order = []
     for _ in range(5):
         with django_capture_on_commit_callbacks(execute=True):
-            [dispatched_pk] = services.jobs_dispatch()
+            [dispatched_pk] = scheduling.jobs_dispatch()
         order.append(dispatched_pk)
         finish(FineTuningJob.objects.get(pk=dispatched_pk))
     assert order == [
@@ -156,7 +156,7 @@ def test_the_tenant_served_longest_ago_goes_first(
     order = []
     for _ in range(6):
         with django_capture_on_commit_callbacks(execute=True):
-            [pk] = services.jobs_dispatch()
+            [pk] = scheduling.jobs_dispatch()
         order.append(pk)
         finish(FineTuningJob.objects.get(pk=pk))
     assert order == [a[0].pk, g[0].pk, a[1].pk, g[1].pk, a[2].pk, g[2].pk]

@@ -7,7 +7,7 @@ import pytest
 
 from gpu_inference.artifacts import ArtifactStore
 from gpu_inference.worker import run_job
-from tokenmill.finetuning import services
+from tokenmill.finetuning import scheduling, services
 from tokenmill.finetuning.models import FineTuningJob
 from tokenmill.finetuning.params import JobRequest
 
@@ -61,7 +61,7 @@ def test_a_missing_base_model_on_the_worker_is_not_named_by_its_folder(
     assert services.job_prepare(job_id=job.pk) == "queued"
     settings.MODEL_ROOT = tmp_path / "gpu-node-models"  # the GPU node lacks the model
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     job.refresh_from_db()
     assert job.error["code"] == "base_model_not_found"
     assert job.error["message"] == "the base model is not installed"

@@ -10,7 +10,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from tests.finetuning.conftest import make_training_file, report
 from tokenmill.files import tasks as file_tasks
 from tokenmill.files.models import File
-from tokenmill.finetuning import job_spec, reports, services, tasks
+from tokenmill.finetuning import job_spec, reports, scheduling, services, tasks
 from tokenmill.finetuning.models import FineTuningJob, JobCheckpoint, JobEvent
 from tokenmill.finetuning.params import JobRequest
 from workers.celery import app
@@ -129,7 +129,7 @@ def test_preparation_retries_a_transient_error(
         return real(job)
 
     monkeypatch.setattr(job_spec, "dataset_statistics", flaky)
-    monkeypatch.setattr(services, "jobs_dispatch", lambda: [])
+    monkeypatch.setattr(scheduling, "jobs_dispatch", lambda: [])
     file = make_training_file(acme)
     with django_capture_on_commit_callbacks(execute=True):
         job = validating_job(acme, file)
@@ -166,7 +166,7 @@ def test_preparation_fails_a_job_for_good_on_a_permanent_error(
 def test_a_job_is_prepared_when_its_files_validation_ends(
     acme, artifact_root, demo_model_path, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(services, "jobs_dispatch", lambda: [])
+    monkeypatch.setattr(scheduling, "jobs_dispatch", lambda: [])
     file = make_training_file(acme, status="uploaded")
     with django_capture_on_commit_callbacks(execute=True):
         job = validating_job(acme, file)
@@ -197,18 +197,18 @@ def test_a_file_that_fails_validation_fails_its_job_at_once(
 def test_the_safety_net_prepares_a_job_whose_trigger_was_lost(
     acme, artifact_root, demo_model_path, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(services, "jobs_dispatch", lambda: [])
+    monkeypatch.setattr(scheduling, "jobs_dispatch", lambda: [])
     file = make_training_file(acme)
     File.objects.filter(pk=file.pk).update(status="uploaded")
     job = validating_job(acme, file)  # no commit hooks run: the first try is lost too
     File.objects.filter(pk=file.pk).update(status="processed")  # ...and so is the trigger
     settings.JOB_PREPARE_GRACE = 60
-    assert services.jobs_prepare_stalled()["prepared_again"] == 0  # not yet: within grace
+    assert scheduling.jobs_prepare_stalled()["prepared_again"] == 0  # not yet: within grace
     FineTuningJob.objects.filter(pk=job.pk).update(
         created_at=timezone.now() - timedelta(seconds=61)
     )
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.jobs_prepare_stalled()["prepared_again"] == 1
+        assert scheduling.jobs_prepare_stalled()["prepared_again"] == 1
     assert FineTuningJob.objects.get(pk=job.pk).status == "queued"
 
 
@@ -218,8 +218,8 @@ def test_the_safety_net_asks_once_per_grace_period(acme, artifact_root, demo_mod
     FineTuningJob.objects.filter(pk=job.pk).update(
         created_at=timezone.now() - timedelta(seconds=settings.JOB_PREPARE_GRACE + 1)
     )
-    assert services.jobs_prepare_stalled()["prepared_again"] == 1
-    assert services.jobs_prepare_stalled()["prepared_again"] == 0
+    assert scheduling.jobs_prepare_stalled()["prepared_again"] == 1
+    assert scheduling.jobs_prepare_stalled()["prepared_again"] == 0
 
 
 def test_a_job_whose_file_is_never_validated_fails_after_the_timeout(
@@ -230,7 +230,7 @@ def test_a_job_whose_file_is_never_validated_fails_after_the_timeout(
     FineTuningJob.objects.filter(pk=job.pk).update(
         created_at=timezone.now() - timedelta(seconds=settings.JOB_FILE_VALIDATION_TIMEOUT + 1)
     )
-    assert services.jobs_prepare_stalled()["validation_timed_out"] == 1
+    assert scheduling.jobs_prepare_stalled()["validation_timed_out"] == 1
     job.refresh_from_db()
     assert job.status == "failed" and job.error["code"] == "file_validation_timeout"
     assert job.error["message"] == "The training files were still being validated after 30 minutes."

@@ -15,7 +15,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from gpu_inference import protocol, worker
 from gpu_inference.artifacts import ArtifactStore
-from tokenmill.finetuning import control, reports, services
+from tokenmill.finetuning import control, reports, scheduling, services
 from workers.celery import app
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def prepare_job(job_pk: int) -> str:
 
 @app.task(name=protocol.TASK_DISPATCH, autoretry_for=TRANSIENT_ERRORS, max_retries=5)
 def dispatch_jobs() -> list[int]:
-    return services.jobs_dispatch()
+    return scheduling.jobs_dispatch()
 
 
 # A worker process that dies mid-job must not get the same attempt back from the
@@ -89,7 +89,7 @@ def record_report(report: protocol.Report) -> bool:
 def reap_jobs() -> dict:
     """Periodic: requeue or fail jobs whose worker went silent, prepare jobs whose
     trigger was lost, then fill free GPU slots."""
-    counts = services.requeue_or_fail_lost_jobs()
-    counts.update(services.jobs_prepare_stalled())
-    counts["dispatched"] = len(services.jobs_dispatch())
+    counts = scheduling.requeue_or_fail_lost_jobs()
+    counts.update(scheduling.jobs_prepare_stalled())
+    counts["dispatched"] = len(scheduling.jobs_dispatch())
     return counts
