@@ -78,7 +78,11 @@ class FineTuningJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "dispatched_at"])]
+        indexes = [
+            models.Index(fields=["status", "dispatched_at"]),
+            # Dispatch asks when each waiting tenant was last served.
+            models.Index(fields=["tenant", "dispatched_at"], name="ft_job_tenant_dispatched"),
+        ]
 
     def __str__(self) -> str:
         return self.public_id

@@ -65,5 +65,9 @@ class Migration(migrations.Migration):
                 name="one_event_per_report",
             ),
         ),
+        migrations.AddIndex(
+            model_name='finetuningjob',
+            index=models.Index(fields=['tenant', 'dispatched_at'], name='ft_job_tenant_dispatched'),
+        ),
         migrations.RunPython(number_existing_attempts, migrations.RunPython.noop),
     ]
