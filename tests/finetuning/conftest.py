@@ -45,6 +45,14 @@ def make_training_file(tenant, examples=None, *, purpose="fine-tune", status="pr
     return file
 
 
+@pytest.fixture(autouse=True)
+def _no_heartbeats_in_process(request, settings):
+    """Tasks run in-process here, so a heartbeat thread would write to the test database
+    from a connection of its own that nobody closes (worker tests set their own period)."""
+    if request.node.get_closest_marker("worker") is None:
+        settings.JOB_HEARTBEAT_SECONDS = 3600
+
+
 @pytest.fixture
 def fake_trainer(settings, monkeypatch):
     settings.TRAINER = FAKE_TRAINER

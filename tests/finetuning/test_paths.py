@@ -35,7 +35,6 @@ def test_a_trained_job_shows_no_server_path(
     acme, training_file, settings, django_capture_on_commit_callbacks
 ):
     # The real trainer, one epoch on the demo model: its "Training finished" event and all.
-    settings.JOB_HEARTBEAT_SECONDS = 3600  # no heartbeat thread reporting into the test database
     with django_capture_on_commit_callbacks(execute=True):
         job = services.job_create(
             tenant=acme,
