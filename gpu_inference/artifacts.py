@@ -6,6 +6,7 @@ the machine); keys are relative paths such as `files/<file-id>/original`.
 Writes are atomic: a reader never sees half an object.
 """
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -61,6 +62,18 @@ class ArtifactStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
+
+    def size(self, key: str) -> int:
+        """Bytes stored under `key`: one object, or everything under a folder; 0 if absent."""
+        target = self.path(key)
+        if target.is_file():
+            return target.stat().st_size
+        total = 0
+        for folder, _, names in os.walk(target):
+            for name in names:
+                with contextlib.suppress(FileNotFoundError):  # deleted while we count
+                    total += (Path(folder) / name).stat().st_size
+        return total
 
     def delete(self, key: str) -> None:
         target = self.path(key)

@@ -3,11 +3,9 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db import transaction
 from django.db.models import Count
 
 from tenants import services
-from tenants.keys import forget_key
 from tenants.models import ApiKey, Invitation, Membership, Organization, Role, User
 
 admin.site.site_header = "Tokenmill console"
@@ -47,11 +45,8 @@ class UserAdmin(DjangoUserAdmin):
             return False  # the last owner of an organization stays until someone else owns it
         return super().has_delete_permission(request, obj)
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and "is_active" in form.changed_data:  # keys follow their creator at once
-            for prefix in ApiKey.objects.filter(created_by=obj).values_list("prefix", flat=True):
-                forget_key(prefix)
+    # A deactivation reaches the user's cached keys through tenants.signals, as does a
+    # deletion (which revokes them), whichever page or command makes it.
 
     def delete_model(self, request, obj):
         # Leaving each organization revokes the user's keys there: a key whose creator
@@ -199,6 +194,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "redacted",
         "tenant",
         "created_by",
+        "minted_by_operator",
         "status",
         "created_at",
         "last_used_at",
@@ -211,6 +207,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "prefix",
         "last_four",
         "created_by",
+        "minted_by_operator",
         "created_at",
         "last_used_at",
         "revoked_at",
@@ -218,12 +215,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
     exclude = ["hashed_key"]
     actions = ["revoke"]
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        # Scope or expiry edits apply to the next request; forget again after commit in
-        # case a request cached the old record in between.
-        forget_key(obj.prefix)
-        transaction.on_commit(lambda: forget_key(obj.prefix))
+    # Scope or expiry edits apply to the next request: saving forgets the cached record
+    # (tenants.signals), now and after commit.
 
     def has_add_permission(self, request):
         # A key's plaintext must be shown once to whoever creates it: use the

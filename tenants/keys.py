@@ -7,11 +7,12 @@ settings.API_KEY_HASH_SECRET and compared in constant time.
 
 import hashlib
 import hmac
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
 from tenants.ids import random_token
@@ -65,24 +66,57 @@ class KeyRejected(Exception):
         self.status = status
 
 
-def _cache_key(prefix: str) -> str:
-    return f"apikey:{prefix}"
+def _describe_record(record_type: type = KeyRecord) -> str:
+    described = ",".join(f"{field.name}:{field.type}" for field in fields(record_type))
+    return hashlib.sha256(described.encode()).hexdigest()[:10]
+
+
+#: In every cache key, derived from KeyRecord's fields: a deploy that adds, drops or
+#: retypes one reads none of the records an older release cached.
+RECORD_SCHEMA = _describe_record()
+
+
+def record_cache_key(prefix: str) -> str:
+    return f"apikey:{RECORD_SCHEMA}:{prefix}"
+
+
+def _generation_cache_key(prefix: str) -> str:
+    return f"apikey-generation:{prefix}"
 
 
 def forget_key(prefix: str) -> None:
-    cache.delete(_cache_key(prefix))
+    """Drop the cached record and start a new generation, so a record that a request read
+    from the database before this moment is never trusted, even if it is stored after."""
+    cache.set(_generation_cache_key(prefix), random_token(12), None)
+    cache.delete(record_cache_key(prefix))
+
+
+def forget_keys(prefixes: list[str]) -> None:
+    """Forget now, and again once the current transaction commits: a request between the
+    two may have cached the state the transaction is about to change."""
+
+    def forget() -> None:
+        for prefix in prefixes:
+            forget_key(prefix)
+
+    forget()
+    transaction.on_commit(forget)
 
 
 def _load_record(prefix: str) -> KeyRecord | None:
-    key = ApiKey.objects.select_related("tenant", "created_by").filter(prefix=prefix).first()
+    key = ApiKey.unscoped.select_related("tenant", "created_by").filter(prefix=prefix).first()
     if key is None:
         return None
-    role = Role.ADMIN  # keys an operator minted have no creator and act as an admin
-    if key.created_by_id is not None:
-        membership = Membership.objects.filter(
+    if key.minted_by_operator:
+        role, creator_gone = Role.ADMIN, False  # an operator's key acts as an admin
+    elif key.created_by is None:
+        role, creator_gone = Role.VIEWER, True  # its creator was deleted: it stopped with them
+    else:
+        membership = Membership.unscoped.filter(
             tenant_id=key.tenant_id, user_id=key.created_by_id
         ).first()
         role = membership.role if membership else Role.VIEWER
+        creator_gone = not key.created_by.is_active  # a deactivated person's keys stop too
     return KeyRecord(
         id=key.id,
         public_id=key.public_id,
@@ -94,23 +128,31 @@ def _load_record(prefix: str) -> KeyRecord | None:
         read_only=key.read_only,
         role=role,
         expires_at=key.expires_at,
-        # A deactivated person's keys stop with them.
-        revoked=key.revoked_at is not None
-        or (key.created_by is not None and not key.created_by.is_active),
+        revoked=key.revoked_at is not None or creator_gone,
         requests_per_minute=key.requests_per_minute,
         tokens_per_minute=key.tokens_per_minute,
     )
 
 
 def get_key_record(prefix: str) -> KeyRecord | None:
-    cached = cache.get(_cache_key(prefix))
-    if cached is not None:
-        return KeyRecord(**cached) if cached else None
+    """The record for a prefix: one cache round trip when cached, no database read."""
+    record_key, generation_key = record_cache_key(prefix), _generation_cache_key(prefix)
+    cached = cache.get_many([record_key, generation_key])
+    generation = cached.get(generation_key)
+    entry = cached.get(record_key)
+    if isinstance(entry, dict) and entry.get("generation") == generation:
+        try:
+            return KeyRecord(**entry["record"]) if entry["record"] else None
+        except (KeyError, TypeError):
+            pass  # not a record this release can read: load it again
+    # The generation read above was current before the database read below, so a change
+    # that commits in between starts a newer one and this entry is never used.
     record = _load_record(prefix)
-    # Unknown prefixes are cached too (as an empty dict), briefly, so a flood of
+    # Unknown prefixes are cached too (as an empty record), briefly, so a flood of
     # made-up keys does not become a flood of database queries.
     timeout = settings.API_KEY_CACHE_SECONDS if record else 10
-    cache.set(_cache_key(prefix), asdict(record) if record else {}, timeout)
+    entry = {"generation": generation, "record": asdict(record) if record else {}}
+    cache.set(record_key, entry, timeout)
     return record
 
 
@@ -145,4 +187,4 @@ def authenticate_key(plaintext: str) -> KeyRecord:
 def touch_last_used(record: KeyRecord, *, every_seconds: int = 60) -> None:
     """Record use at most once a minute per key, so busy keys do not write on every request."""
     if cache.add(f"apikey-used:{record.id}", 1, every_seconds):
-        ApiKey.objects.filter(pk=record.id).update(last_used_at=timezone.now())
+        ApiKey.unscoped.filter(pk=record.id).update(last_used_at=timezone.now())

@@ -8,7 +8,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from tenants.ids import public_id
-from tenants.scoping import TenantOwnedQuerySet
+from tenants.scoping import TenantScopedManager, UnscopedManager
 
 
 class UserManager(BaseUserManager):
@@ -93,7 +93,8 @@ class Membership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         constraints = [
@@ -126,7 +127,8 @@ class Invitation(models.Model):
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -168,7 +170,13 @@ class ApiKey(models.Model):
     last_four = models.CharField(max_length=4)
     scopes = models.JSONField(default=list)
     read_only = models.BooleanField(default=False)
+    # SET_NULL only after a pre_delete signal revoked the key: a key whose creator is gone
+    # is dead, never an operator's. Operators' keys say so here; no NULL stands for it.
     created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    minted_by_operator = models.BooleanField(
+        default=False,
+        help_text="Minted from the console or a management command; acts as an admin.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -176,7 +184,8 @@ class ApiKey(models.Model):
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at"]

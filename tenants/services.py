@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -45,16 +46,20 @@ def _acting_user(actor: Membership | None) -> User | None:
     return actor.user if actor is not None and actor.user_id else None
 
 
-def _unique_slug(name: str) -> str:
+def _slug_candidates(name: str):
+    """Slugs for a name that look free: acme, acme-2, acme-3... The database decides."""
     base = slugify(name)[:32].strip("-") or "org"
-    slug, n = base, 1
-    while Organization.objects.filter(slug=slug).exists():
-        n += 1
-        slug = f"{base}-{n}"
-    return slug
+    similar = Organization.objects.filter(Q(slug=base) | Q(slug__startswith=f"{base}-"))
+    taken = set(similar.values_list("slug", flat=True))
+    for candidate in [base, *(f"{base}-{n}" for n in range(2, 1000))]:
+        if candidate not in taken:
+            yield candidate
+    yield f"{base}-{random_token(6).lower()}"
 
 
 def organization_create(*, name: str, owner: User, slug: str | None = None) -> Organization:
+    """Create an organization owned by `owner`. A slug is unique: the database says
+    whether it is free (no check-then-act), so concurrent creations cannot both win."""
     name = name.strip()
     if not name:
         raise TenantError("The organization needs a name.", code="invalid_name", param="name")
@@ -66,12 +71,18 @@ def organization_create(*, name: str, owner: User, slug: str | None = None) -> O
                 code="invalid_slug",
                 param="slug",
             )
-        if Organization.objects.filter(slug=slug).exists():
-            raise TenantError(f"The slug {slug!r} is taken.", code="slug_taken", param="slug")
-    with transaction.atomic():
-        organization = Organization.objects.create(name=name, slug=slug or _unique_slug(name))
-        Membership.objects.create(tenant=organization, user=owner, role=Role.OWNER)
-    return organization
+    for candidate in [slug] if slug is not None else _slug_candidates(name):
+        try:
+            with transaction.atomic():
+                organization = Organization.objects.create(name=name, slug=candidate)
+                Membership.objects.create(tenant=organization, user=owner, role=Role.OWNER)
+            return organization
+        except IntegrityError:
+            if not Organization.objects.filter(slug=candidate).exists():
+                raise  # not the slug: a real error
+    if slug is None:
+        raise RuntimeError(f"no free slug for {name!r}")
+    raise TenantError(f"The slug {slug!r} is taken.", code="slug_taken", param="slug")
 
 
 def user_sign_up(
@@ -112,20 +123,8 @@ def organization_update(
     return tenant
 
 
-def _forget_keys(prefixes: list[str]) -> None:
-    """Drop cached key records now, and again after commit: a request between the
-    two could have cached the old state from a not-yet-committed transaction."""
-
-    def forget() -> None:
-        for prefix in prefixes:
-            keys.forget_key(prefix)
-
-    forget()
-    transaction.on_commit(forget)
-
-
 def _forget_tenant_keys(tenant: Organization) -> None:
-    _forget_keys(list(ApiKey.objects.for_tenant(tenant).values_list("prefix", flat=True)))
+    keys.forget_keys(list(ApiKey.objects.for_tenant(tenant).values_list("prefix", flat=True)))
 
 
 def organization_set_status(*, tenant: Organization, status: str, reason: str = "") -> Organization:
@@ -205,7 +204,7 @@ def member_invite(
 
 def invitation_get_by_token(token: str) -> Invitation:
     invitation = (
-        Invitation.objects.select_related("tenant").filter(token_hash=_token_hash(token)).first()
+        Invitation.unscoped.select_related("tenant").filter(token_hash=_token_hash(token)).first()
     )
     if invitation is None or invitation.status != Invitation.Status.PENDING:
         raise TenantError("This invitation link is not valid.", code="invalid_invitation")
@@ -219,7 +218,7 @@ def invitation_get_by_token(token: str) -> Invitation:
 def invitation_accept(*, token: str, user: User) -> Membership:
     with transaction.atomic():
         invitation = invitation_get_by_token(token)
-        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        invitation = Invitation.unscoped.select_for_update().get(pk=invitation.pk)
         if invitation.status != Invitation.Status.PENDING:
             raise TenantError("This invitation link is not valid.", code="invalid_invitation")
         if invitation.email.lower() != user.email.lower():
@@ -227,7 +226,7 @@ def invitation_accept(*, token: str, user: User) -> Membership:
                 f"This invitation is for {invitation.email}; sign in with that address to accept it.",
                 code="invitation_email_mismatch",
             )
-        membership, _ = Membership.objects.get_or_create(
+        membership, _ = Membership.unscoped.get_or_create(
             tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
         )
         invitation.status = Invitation.Status.ACCEPTED
@@ -260,7 +259,7 @@ def _owner_count(tenant: Organization) -> int:
 
 def _forget_member_keys(membership: Membership) -> None:
     api_keys = ApiKey.objects.for_tenant(membership.tenant).filter(created_by=membership.user)
-    _forget_keys(list(api_keys.values_list("prefix", flat=True)))
+    keys.forget_keys(list(api_keys.values_list("prefix", flat=True)))
 
 
 def member_change_role(
@@ -365,13 +364,15 @@ def api_key_create(
                     scopes=scopes,
                     read_only=read_only,
                     created_by=_acting_user(actor),
+                    # An operator, or a key an operator minted (bounded by it, see the API).
+                    minted_by_operator=_acting_user(actor) is None,
                     expires_at=expires_at,
                     requests_per_minute=requests_per_minute,
                     tokens_per_minute=tokens_per_minute,
                 )
         except IntegrityError:  # a prefix collision: astronomically rare, mint again
             continue
-        keys.forget_key(api_key.prefix)
+        keys.forget_keys([api_key.prefix])
         return api_key, plaintext
     raise RuntimeError("could not mint a unique API key prefix")
 
@@ -384,8 +385,22 @@ def api_key_revoke(*, tenant: Organization, actor: Membership | None, api_key: A
             revoked_at=timezone.now()
         )
         api_key.refresh_from_db()
-    _forget_keys([api_key.prefix])
+    keys.forget_keys([api_key.prefix])
     return api_key
+
+
+def user_api_keys_revoke(*, user: User) -> None:
+    """Revoke every key a person created, in every organization; called as they are
+    deleted, by whatever path, so none of their keys outlives them."""
+    api_keys = ApiKey.unscoped.filter(created_by=user)
+    prefixes = list(api_keys.values_list("prefix", flat=True))
+    api_keys.filter(revoked_at=None).update(revoked_at=timezone.now())
+    keys.forget_keys(prefixes)
+
+
+def user_api_keys_forget(*, user: User) -> None:
+    """Drop the cached records of a person's keys, after a change to them (is_active)."""
+    keys.forget_keys(list(ApiKey.unscoped.filter(created_by=user).values_list("prefix", flat=True)))
 
 
 def roles_assignable_by(actor: Membership | None) -> list[str]:

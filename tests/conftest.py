@@ -18,8 +18,9 @@ django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHash
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(settings):
-    # The database cache rolls back with each test; Redis outlives it, so clear it.
-    if settings.REDIS_URL:
+    # The database cache rolls back with each test; Redis outlives it, so clear it. The
+    # cache has a Redis database of its own: the clear (FLUSHDB) leaves the queues alone.
+    if settings.REDIS_CACHE_URL:
         cache.clear()
 
 

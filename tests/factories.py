@@ -42,7 +42,7 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 
 def make_key(tenant: Organization, user: User | None, **kwargs) -> str:
     """Create an API key as `user` (None: an operator key) and return its plaintext."""
-    actor = Membership.objects.get(tenant=tenant, user=user) if user else None
+    actor = Membership.unscoped.get(tenant=tenant, user=user) if user else None
     kwargs.setdefault("name", "test key")
     _, plaintext = services.api_key_create(tenant=tenant, actor=actor, **kwargs)
     return plaintext

@@ -11,28 +11,37 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_worker(queues: str, *, env: dict | None = None) -> subprocess.Popen:
+def worker_argv(
+    queues: str, *, pool: str = "solo", concurrency: int = 1, node: str | None = None
+) -> list[str]:
+    """The command line of a real `celery worker` on the project's broker."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery",
+        "worker",
+        "-Q",
+        queues,
+        "--pool",
+        pool,
+        "-c",
+        str(concurrency),
+        "-n",
+        node or f"test-{queues}-{os.getpid()}@%h",
+        "-l",
+        "WARNING",
+    ]
+
+
+def worker_env(env: dict | None = None) -> dict:
+    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'platform'}", **(env or {})}
+
+
+def start_worker(queues: str, *, env: dict | None = None, **options) -> subprocess.Popen:
     """A real `celery worker` process on the project's broker, as production runs it."""
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers.celery",
-            "worker",
-            "-Q",
-            queues,
-            "--pool",
-            "solo",
-            "-n",
-            f"test-{queues}-{os.getpid()}@%h",
-            "-l",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'platform'}", **(env or {})},
-    )
+    return subprocess.Popen(worker_argv(queues, **options), cwd=ROOT, env=worker_env(env))
 
 
 def worker_database_url() -> str:

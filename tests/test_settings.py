@@ -119,17 +119,87 @@ def failure(result: subprocess.CompletedProcess) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
+STRONG_SECRET = "kV3q9Tz-7bLw2RfN8xYp4HcJ6mDs1GaE5uQo0WiB"
+STRONG_HASH_SECRET = "Zr8Kp2Lx6Vn4Qw9Bt1Hm7Jc3Fs5Dg0AyUeNoTi"
+HINT = "(generate one: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+
+
 def test_production_without_a_secret_key_refuses_to_start(tmp_path):
-    result = import_settings(tmp_path, DEBUG="false")
+    result = import_settings(tmp_path, DEBUG="false", API_KEY_HASH_SECRET=STRONG_HASH_SECRET)
     assert failure(result) == (
-        "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must be set when DEBUG is off"
+        "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must be set when DEBUG is off "
+        + HINT
     )
 
 
-def test_production_with_a_secret_key_starts(tmp_path):
-    result = import_settings(tmp_path, DEBUG="false", SECRET_KEY="s3cret-for-this-test")
+def test_production_with_strong_secrets_starts(tmp_path):
+    result = import_settings(
+        tmp_path, DEBUG="false", SECRET_KEY=STRONG_SECRET, API_KEY_HASH_SECRET=STRONG_HASH_SECRET
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["debug"] is False
+
+
+def test_production_does_not_hash_keys_with_the_secret_key_by_default(tmp_path):
+    result = import_settings(tmp_path, DEBUG="false", SECRET_KEY=STRONG_SECRET)
+    assert failure(result) == (
+        "django.core.exceptions.ImproperlyConfigured: API_KEY_HASH_SECRET must be set when "
+        "DEBUG is off " + HINT
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "why"),
+    [
+        ("SECRET_KEY", "x", "is too weak: use at least 32 random characters"),
+        ("SECRET_KEY", "ab" * 30, "is too weak: use at least 32 random characters"),
+        (
+            "SECRET_KEY",
+            "django-insecure-" + STRONG_SECRET,
+            "looks like a placeholder (it contains 'insecure'); set a random value",
+        ),
+        (
+            "API_KEY_HASH_SECRET",
+            "please-CHANGE-ME-before-going-live-0123456789",
+            "looks like a placeholder (it contains 'change-me'); set a random value",
+        ),
+        (
+            "API_KEY_HASH_SECRET",
+            "short-but-random-9f3",
+            "is too weak: use at least 32 random characters",
+        ),
+    ],
+    ids=["one-char", "few-distinct", "django-insecure", "change-me", "short"],
+)
+def test_production_refuses_a_weak_secret_naming_it(tmp_path, variable, value, why):
+    env = {"SECRET_KEY": STRONG_SECRET, "API_KEY_HASH_SECRET": STRONG_HASH_SECRET, variable: value}
+    result = import_settings(tmp_path, DEBUG="false", **env)
+    message = failure(result)
+    assert message == f"django.core.exceptions.ImproperlyConfigured: {variable} {why} {HINT}"
+    assert len(value) < 8 or value not in message  # a secret is never echoed
+
+
+def test_debug_keeps_development_defaults_for_both_secrets(tmp_path):
+    code = (
+        "from tokenmill import settings as s\n"
+        "print(s.SECRET_KEY == s.API_KEY_HASH_SECRET, s.SECRET_KEY.startswith('development-only'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT / "platform"),
+            "TOKENMILL_VAR_DIR": str(tmp_path),
+            "DEBUG": "true",
+            "SECRET_KEY": "x",  # weak is fine for development
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
 
 
 def test_a_mysql_database_url_is_refused_naming_the_variable(tmp_path):
@@ -163,7 +233,7 @@ def test_redis_url_selects_the_redis_cache_and_broker(tmp_path):
         "LOCATION": "redis://cache.internal:6379/3",
         "KEY_PREFIX": "tokenmill",
     }
-    assert summary["broker"] == "redis://cache.internal:6379/3"
+    assert summary["broker"] == "redis://cache.internal:6379/4"  # a database of its own
 
 
 def test_the_embedded_default_is_sqlite_and_the_database_cache_under_the_var_dir(tmp_path):

@@ -1,11 +1,14 @@
 """The Celery application: queues, routing and broker settings.
 
-Broker: Redis when REDIS_URL is set, otherwise kombu's filesystem broker under
-var/broker, so the embedded default needs no service. Queues:
-- `default`: validation, metering, billing, and reports coming back from GPU workers;
+Broker: Redis when REDIS_URL (or CELERY_BROKER_URL) is set, otherwise kombu's
+filesystem broker under var/broker, so the embedded default needs no service. Queues:
+- `default`: validation, job preparation, metering, billing;
 - `gpu`: training, one task at a time per GPU;
-- `control`: what GPU workers report back (events, checkpoints, outcomes); the
-  default workers consume it.
+- `control`: what GPU workers report back (events, checkpoints, outcomes), the
+  reaper and the dispatcher; a worker of its own consumes it, so reports and the
+  reaper never wait behind a validation.
+Every worker also consumes its own probe queue (workers/probes.py), through
+which runplatform and liveness probes see that it still runs tasks.
 """
 
 import os
@@ -13,6 +16,7 @@ import sys
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import celeryd_after_setup
 from kombu import Exchange, Queue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +28,8 @@ from django.conf import settings  # noqa: E402
 
 QUEUES = ("default", "gpu", "control")
 
-app = Celery("tokenmill")
+# Every task counts its deliveries and gives up on one that keeps killing its worker.
+app = Celery("tokenmill", task_cls="workers.deliveries:BoundedDeliveriesTask")
 
 
 def broker_transport_options() -> dict:
@@ -63,6 +68,8 @@ def configure(celery_app: Celery) -> None:
         task_routes={
             "finetuning.train": {"queue": "gpu", "routing_key": "gpu"},
             "finetuning.report": {"queue": "control", "routing_key": "control"},
+            "finetuning.reap": {"queue": "control", "routing_key": "control"},
+            "finetuning.dispatch": {"queue": "control", "routing_key": "control"},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -80,6 +87,13 @@ def configure(celery_app: Celery) -> None:
             },
         },
     )
+
+
+@celeryd_after_setup.connect
+def consume_own_probe_queue(sender: str, instance, **kwargs) -> None:
+    from workers.probes import probe_queue
+
+    instance.app.amqp.queues.select_add(probe_queue(sender))
 
 
 configure(app)

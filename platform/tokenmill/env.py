@@ -72,3 +72,50 @@ def env_url(name: str, *, schemes: tuple[str, ...]) -> str:
         got = f"{scheme}://..." if scheme else "a value without a scheme"
         raise ImproperlyConfigured(f"{name} must start with one of {allowed}, got {got}")
     return value
+
+
+SECRET_MIN_LENGTH = 32
+SECRET_MIN_DISTINCT = 10
+# Words that mark a value copied from a template or a tutorial rather than generated.
+_PLACEHOLDER_WORDS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "replace",
+    "placeholder",
+    "example",
+    "insecure",
+    "development-only",
+    "your-secret",
+    "your_secret",
+    "secret-key",
+    "secret_key",
+    "notsecret",
+    "not-secret",
+)
+GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def env_secret(name: str, *, debug: bool, development_default: str) -> str:
+    """A signing or hashing secret: in production it must be set and strong; under DEBUG,
+    ``development_default`` stands in when it is unset. The value is never echoed."""
+    value = env_str(name)
+    if debug:
+        return value or development_default
+    if not value:
+        raise ImproperlyConfigured(
+            f"{name} must be set when DEBUG is off (generate one: {GENERATE_HINT})"
+        )
+    lowered = value.lower()
+    placeholder = next((word for word in _PLACEHOLDER_WORDS if word in lowered), None)
+    if placeholder is not None:
+        raise ImproperlyConfigured(
+            f"{name} looks like a placeholder (it contains {placeholder!r}); "
+            f"set a random value (generate one: {GENERATE_HINT})"
+        )
+    if len(value) < SECRET_MIN_LENGTH or len(set(value)) < SECRET_MIN_DISTINCT:
+        raise ImproperlyConfigured(
+            f"{name} is too weak: use at least {SECRET_MIN_LENGTH} random characters "
+            f"(generate one: {GENERATE_HINT})"
+        )
+    return value

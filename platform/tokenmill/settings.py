@@ -3,30 +3,33 @@
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
-from tokenmill.env import env_bool, env_int, env_list, env_path, env_str, env_url
+from tokenmill.env import env_bool, env_int, env_list, env_path, env_secret, env_str, env_url
+from tokenmill.redis_roles import redis_role_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = env_path("TOKENMILL_VAR_DIR", BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", "false")
 
-SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "development-only-secret-key-never-use-in-production"  # noqa: S105
-
+# Both secrets must be set and strong when DEBUG is off; under DEBUG, development
+# defaults stand in so `make run` and the tests need no configuration.
+SECRET_KEY = env_secret(
+    "SECRET_KEY",
+    debug=DEBUG,
+    development_default="development-only-secret-key-never-use-in-production",
+)
 # API keys are hashed with their own secret so SECRET_KEY (sessions, signing) can be
 # rotated without invalidating every key a tenant holds.
-API_KEY_HASH_SECRET = env_str("API_KEY_HASH_SECRET") or SECRET_KEY
+API_KEY_HASH_SECRET = env_secret("API_KEY_HASH_SECRET", debug=DEBUG, development_default=SECRET_KEY)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 
 DATABASE_URL = env_url("DATABASE_URL", schemes=("sqlite", "postgres", "postgresql"))
+# The ASGI app (tokenmill/asgi.py) sets TOKENMILL_ASGI before it loads these settings.
+ASGI_SERVER = env_bool("TOKENMILL_ASGI", "false")
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL or f"sqlite:///{VAR_DIR / 'tokenmill.sqlite3'}",
@@ -38,13 +41,40 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, workers and beat share the file: wait for a lock instead of failing, and take
     # the write lock when a transaction starts so two writers queue instead of deadlocking.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
+if ASGI_SERVER:
+    # Under ASGI a persistent connection belongs to whichever thread ran the request and
+    # is not reused well: Django advises no persistent connections, and the driver's pool
+    # instead. Each server process builds its own pool when it first connects. Workers
+    # and commands keep one persistent connection per process.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+        "DATABASE_POOL", "true"
+    ):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
+            "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 10, minimum=1),
+        }
 
+# Redis, one database per role (tokenmill/redis_roles.py): a cache clear (FLUSHDB) must
+# never wipe the queues. REDIS_URL names the first of four databases; each role can be
+# pointed elsewhere with its own variable.
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"))
-if REDIS_URL:
+
+
+def _redis_role(variable: str, role: str) -> str:
+    own = env_url(variable, schemes=("redis", "rediss"))
+    return own or (redis_role_url(REDIS_URL, role) if REDIS_URL else "")
+
+
+REDIS_CACHE_URL = _redis_role("REDIS_CACHE_URL", "cache")
+# The admission code's rate limits and budget reservations; "" means the database fallback.
+RATELIMIT_REDIS_URL = _redis_role("RATELIMIT_REDIS_URL", "ratelimit")
+if REDIS_CACHE_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": REDIS_CACHE_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "tokenmill"),
         }
     }
@@ -63,6 +93,13 @@ MAX_CONCURRENT_JOBS = env_int("MAX_CONCURRENT_JOBS", 2, minimum=1)
 # Uploads go to a temporary file on disk, never into memory, on their way to the store.
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The largest JSON body an API endpoint reads (413 request_too_large beyond it).
+JSON_BODY_MAX_BYTES = env_int("JSON_BODY_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# A task delivered more often than this, each earlier delivery having lost its worker
+# (killed, say, for its memory), is given up with a recorded failure (workers/deliveries.py).
+TASK_MAX_DELIVERIES = env_int("TASK_MAX_DELIVERIES", 3, minimum=1)
+# The longest line of a dataset that validation reads (a line error beyond it).
+DATASET_MAX_LINE_BYTES = env_int("DATASET_MAX_LINE_BYTES", 1024 * 1024, minimum=1024)
 MODEL_ROOT = env_path("MODEL_ROOT", VAR_DIR / "models")
 # The catalog model whose tokenizer counts the tokens of uploaded datasets.
 DEFAULT_TOKENIZER_MODEL = env_str("DEFAULT_TOKENIZER_MODEL", "tiny-chat")
@@ -163,7 +200,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "tokenmill.api.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -204,9 +241,15 @@ JOB_FILE_VALIDATION_TIMEOUT = env_int("JOB_FILE_VALIDATION_TIMEOUT", 1800, minim
 TRAINER = env_str("TRAINER", "gpu_inference.training:run_training").replace(":", ".")
 
 # Celery (see workers/celery.py): Redis when configured, else the filesystem broker.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = _redis_role("CELERY_BROKER_URL", "broker") or "filesystem://"
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"
-CELERY_RESULT_BACKEND = REDIS_URL or f"file://{VAR_DIR / 'celery-results'}"
+CELERY_RESULT_BACKEND = _redis_role("CELERY_RESULT_BACKEND", "results") or (
+    f"file://{VAR_DIR / 'celery-results'}"
+)
+# Worker liveness (workers/probes.py): how often runplatform probes each worker, and how
+# long a probe may go unanswered, while the worker runs no task, before it is restarted.
+WORKER_PROBE_SECONDS = env_int("WORKER_PROBE_SECONDS", 15, minimum=1)
+WORKER_PROBE_TIMEOUT = env_int("WORKER_PROBE_TIMEOUT", 30, minimum=1)
 
 LOGGING = {
     "version": 1,

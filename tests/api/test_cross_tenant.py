@@ -1,16 +1,25 @@
 """The cross-tenant matrix: charlie (globex) must see nothing of acme's.
 
-Every URL under /v1 and /api/v1 must appear in ENDPOINTS below; a new endpoint
-that is not added here fails `test_every_endpoint_is_in_the_matrix`.
+Every URL under /v1 and /api/v1 must appear in ENDPOINTS below, as a detail URL (an
+object of acme's by id), a list, or the caller's own organization; a new endpoint that
+is not added here fails `test_every_endpoint_is_in_the_matrix`, and every entry is
+checked by the test of its kind. The methods tried are the ones each route's view
+implements, and acme's rows are snapshotted before and after each of charlie's
+requests to prove they are untouched.
 """
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tenants import services
-from tenants.models import Membership
+from tenants.models import Membership, Organization
 from tests.factories import MembershipFactory, UserFactory
+from tests.tenancy import snapshot, view_methods
+from tokenmill.catalog.models import BaseModel
 from tokenmill.files import services as file_services
 
 
@@ -25,14 +34,16 @@ def _member(acme, alice):
 
 def _invitation(acme, alice):
     invitation, _ = services.member_invite(
-        tenant=acme, actor=Membership.objects.get(user=alice), email="dana@example.com"
+        tenant=acme,
+        actor=Membership.objects.for_tenant(acme).get(user=alice),
+        email="dana@example.com",
     )
     return invitation.public_id
 
 
 def _api_key(acme, alice):
     api_key, _ = services.api_key_create(
-        tenant=acme, actor=Membership.objects.get(user=alice), name="acme prod"
+        tenant=acme, actor=Membership.objects.for_tenant(acme).get(user=alice), name="acme prod"
     )
     return api_key.public_id
 
@@ -50,8 +61,8 @@ def _job(acme, alice):
 def _fine_tuned_model(acme, alice):
     from tokenmill.finetuning.models import FineTunedModel, FineTuningJob
 
-    job = FineTuningJob.objects.get(public_id=_job(acme, alice))
-    FineTuningJob.objects.filter(pk=job.pk).update(
+    job = FineTuningJob.objects.for_tenant(acme).get(public_id=_job(acme, alice))
+    FineTuningJob.objects.for_tenant(acme).filter(pk=job.pk).update(
         status="succeeded", fine_tuned_model="ft:tiny-chat:acme::x"
     )
     FineTunedModel.objects.create(
@@ -69,35 +80,48 @@ def _file(acme, alice):
     return file_services.file_create(tenant=acme, upload=upload, purpose="user_data").public_id
 
 
-# url name -> (make an object of acme's and return its id, methods to try) for detail
-# endpoints; None for endpoints without an object id (lists and the caller's own organization).
+@dataclass(frozen=True)
+class Detail:
+    """An object of acme's by id: charlie gets exactly the answer for a missing id."""
+
+    make: Callable[[Organization, object], str]
+    owner_url_name: str | None = None  # where the owner still sees it (default: the same)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A list: charlie's shows none of acme's objects, acme's shows the one made."""
+
+    make: Callable[[Organization, object], str]
+
+
+@dataclass(frozen=True)
+class OwnOrganization:
+    """The caller's own organization, with no id in the URL."""
+
+
 ENDPOINTS = {
-    "v1:models": None,
-    "v1:model": (_fine_tuned_model, ["get", "delete"]),  # base models: the shared catalog, below
-    "v1:fine-tuning-jobs": None,
-    "v1:fine-tuning-job": (_job, ["get"]),
-    "v1:fine-tuning-job-cancel": (_job, ["post"]),
-    "v1:fine-tuning-job-events": (_job, ["get"]),
-    "v1:fine-tuning-job-checkpoints": (_job, ["get"]),
-    "v1:files": None,
-    "v1:file": (_file, ["get", "delete"]),
-    "v1:file-content": (_file, ["get"]),
-    "api:organization": None,
-    "api:members": None,
-    "api:member": (_member, ["get", "patch", "delete"]),
-    "api:invitations": None,
-    "api:invitation": (_invitation, ["get", "delete"]),
-    "api:api-keys": None,
-    "api:api-key": (_api_key, ["get", "delete"]),
+    "v1:models": Listing(_fine_tuned_model),
+    "v1:model": Detail(_fine_tuned_model),  # base models: the shared catalog, below
+    "v1:fine-tuning-jobs": Listing(_job),
+    "v1:fine-tuning-job": Detail(_job),
+    "v1:fine-tuning-job-cancel": Detail(_job, owner_url_name="v1:fine-tuning-job"),
+    "v1:fine-tuning-job-events": Detail(_job),
+    "v1:fine-tuning-job-checkpoints": Detail(_job),
+    "v1:files": Listing(_file),
+    "v1:file": Detail(_file),
+    "v1:file-content": Detail(_file),
+    "api:organization": OwnOrganization(),
+    "api:members": Listing(_member),
+    "api:member": Detail(_member),
+    "api:invitations": Listing(_invitation),
+    "api:invitation": Detail(_invitation),
+    "api:api-keys": Listing(_api_key),
+    "api:api-key": Detail(_api_key),
 }
 
-LIST_ENDPOINTS = {
-    "v1:fine-tuning-jobs": "/v1/fine_tuning/jobs",
-    "v1:files": "/v1/files",
-    "api:members": "/api/v1/members",
-    "api:invitations": "/api/v1/invitations",
-    "api:api-keys": "/api/v1/api-keys",
-}
+# What a write would carry if the scoping let it through, so a leak shows in the snapshot.
+HOSTILE_BODY = {"name": "Pwned", "role": "owner", "scopes": ["models"]}
 
 
 def _api_url_names(patterns=None, namespace="") -> list[tuple[str, str]]:
@@ -112,73 +136,97 @@ def _api_url_names(patterns=None, namespace="") -> list[tuple[str, str]]:
     return found
 
 
+def _url(name: str, object_id: str | None = None) -> str:
+    return reverse(name, args=[object_id] if object_id is not None else [])
+
+
+def _cases(kind: type) -> list[tuple[str, str]]:
+    cases = []
+    for name, spec in ENDPOINTS.items():
+        if isinstance(spec, kind):
+            url = _url(name, "x") if kind is Detail else _url(name)
+            cases.extend((name, method) for method in view_methods(url))
+    return cases
+
+
+DETAIL_CASES = _cases(Detail)
+ORGANIZATION_CASES = _cases(OwnOrganization)
+LIST_NAMES = sorted(name for name, spec in ENDPOINTS.items() if isinstance(spec, Listing))
+
+
 def test_every_endpoint_is_in_the_matrix():
     api_routes = {name for name, route in _api_url_names() if route.startswith(("v1/", "api/v1/"))}
     assert api_routes, "no API routes found"
     missing = api_routes - set(ENDPOINTS)
     assert not missing, f"add these endpoints to the cross-tenant matrix: {sorted(missing)}"
+    stale = set(ENDPOINTS) - api_routes
+    assert not stale, f"these matrix entries name no route: {sorted(stale)}"
 
 
-def _detail_url(name: str, object_id: str) -> str:
-    from django.urls import reverse
+def test_every_entry_is_checked():
+    checked = {name for name, _ in DETAIL_CASES + ORGANIZATION_CASES} | set(LIST_NAMES)
+    unchecked = sorted(set(ENDPOINTS) - checked)
+    assert not unchecked, f"no test checks these entries: {unchecked}"
+    assert all(isinstance(spec, Detail | Listing | OwnOrganization) for spec in ENDPOINTS.values())
 
-    return reverse(name, args=[object_id])
+
+def test_methods_come_from_the_views():
+    assert view_methods(_url("api:member", "x")) == ["get", "patch", "delete"]
+    assert view_methods(_url("v1:fine-tuning-job-cancel", "x")) == ["post"]
 
 
-DETAIL_CASES = [
-    (name, method)
-    for name, spec in ENDPOINTS.items()
-    if isinstance(spec, tuple)
-    for method in spec[1]
-]
+def _call(client, method: str, url: str):
+    return getattr(client, method)(url, HOSTILE_BODY, format="json")
 
 
 @pytest.mark.parametrize(("name", "method"), DETAIL_CASES)
 def test_another_tenants_object_answers_404_like_a_missing_one(
     name, method, acme, alice, charlie, api, charlie_key, alice_key
 ):
-    make, _ = ENDPOINTS[name]
-    object_id = make(acme, alice)
+    spec: Detail = ENDPOINTS[name]
+    object_id = spec.make(acme, alice)
     charlie_client = api(charlie_key)
+    before = snapshot(acme)
 
-    theirs = getattr(charlie_client, method)(_detail_url(name, object_id), {}, format="json")
-    missing = getattr(charlie_client, method)(_detail_url(name, "nothing-here"), {}, format="json")
+    theirs = _call(charlie_client, method, _url(name, object_id))
 
+    assert snapshot(acme) == before, f"charlie's {method.upper()} changed acme's rows"
+    missing = _call(charlie_client, method, _url(name, "nothing-here"))
     assert theirs.status_code == missing.status_code == 404
     error = theirs.json()["error"]
     assert error["code"] == missing.json()["error"]["code"]
     assert error["code"] in ("not_found", "model_not_found")
     assert error["message"] == missing.json()["error"]["message"].replace("nothing-here", object_id)
-    # ...and the object is untouched: its owner still sees it.
-    # (for an action such as cancel, the object itself is what must be untouched)
-    owner_view = api(alice_key).get(_detail_url(name.removesuffix("-cancel"), object_id))
+    # ...and its owner still sees it.
+    owner_view = api(alice_key).get(_url(spec.owner_url_name or name, object_id))
     owner_view.close()  # a download streams from an open file until closed
     assert owner_view.status_code == 200
 
 
-@pytest.mark.parametrize("name", sorted(LIST_ENDPOINTS))
+@pytest.mark.parametrize("name", LIST_NAMES)
 def test_lists_show_only_the_callers_objects(
     name, acme, alice, charlie, api, alice_key, charlie_key
 ):
-    (
-        _member(acme, alice),
-        _invitation(acme, alice),
-        _api_key(acme, alice),
-        _file(acme, alice),
-        _job(acme, alice),
-    )
-    url = LIST_ENDPOINTS[name]
+    object_id = ENDPOINTS[name].make(acme, alice)
+    url = _url(name)
     acme_ids = {row["id"] for row in api(alice_key).get(url).json()["data"]}
     globex_ids = {row["id"] for row in api(charlie_key).get(url).json()["data"]}
-    assert acme_ids, f"alice should see acme's {name}"
-    assert not acme_ids & globex_ids
+    shared_catalog = set(BaseModel.objects.values_list("model_id", flat=True))
+    assert object_id in acme_ids, f"alice should see acme's {name}"
+    assert object_id not in globex_ids
+    assert not (acme_ids & globex_ids) - shared_catalog
 
 
-def test_organization_endpoint_shows_the_callers_own(
-    acme, alice, charlie, api, alice_key, charlie_key
+@pytest.mark.parametrize(("name", "method"), ORGANIZATION_CASES)
+def test_the_organization_endpoint_is_the_callers_own(
+    name, method, acme, alice, charlie, globex, api, alice_key, charlie_key
 ):
-    assert api(alice_key).get("/api/v1/organization").json()["slug"] == "acme"
-    assert api(charlie_key).get("/api/v1/organization").json()["slug"] == "globex"
+    before = snapshot(acme)
+    response = _call(api(charlie_key), method, _url(name))
+    assert snapshot(acme) == before
+    assert response.status_code == 200
+    assert response.json()["slug"] == "globex"
+    assert api(alice_key).get(_url(name)).json()["slug"] == "acme"
 
 
 def test_base_models_are_the_shared_catalog(api, alice_key, charlie_key):

@@ -40,11 +40,11 @@ def test_members_list_change_role_and_remove(alice_api, bob, acme):
         "object": "organization.member.deleted",
         "deleted": True,
     }
-    assert not Membership.objects.filter(user=bob).exists()
+    assert not Membership.unscoped.filter(user=bob).exists()
 
 
 def test_the_last_owner_cannot_be_demoted_through_the_api(alice_api, alice):
-    alice_id = Membership.objects.get(user=alice).public_id
+    alice_id = Membership.unscoped.get(user=alice).public_id
     response = alice_api.patch(f"/api/v1/members/{alice_id}", {"role": "member"}, format="json")
     assert response.status_code == 400
     assert response.json()["error"] == {
@@ -112,7 +112,7 @@ def test_api_key_create_errors(alice_api):
 
 def test_api_key_revoke_through_the_api(alice_api, api, acme, alice):
     secret = make_key(acme, alice, name="old")
-    key_id = ApiKey.objects.get(name="old").public_id
+    key_id = ApiKey.unscoped.get(name="old").public_id
     assert alice_api.delete(f"/api/v1/api-keys/{key_id}").json()["status"] == "revoked"
     assert api(secret).get("/v1/models").status_code == 401
 
@@ -147,7 +147,7 @@ def test_a_key_acts_with_its_creators_current_role(api, acme, alice, bob):
         client.post("/api/v1/invitations", {"email": "z@example.com"}, format="json").status_code
         == 201
     )
-    Membership.objects.filter(pk=admin.pk).update(role=Role.VIEWER)
+    Membership.unscoped.filter(pk=admin.pk).update(role=Role.VIEWER)
     from tenants.keys import forget_key
 
     forget_key(key[:12])
@@ -205,8 +205,8 @@ def test_models_list_and_retrieve(alice_api):
 def test_an_operator_minted_key_acts_as_an_admin_not_as_an_owner(api, acme, alice, bob):
     operator_key = make_key(acme, None, name="bootstrap")  # as create_tenant / create_api_key mint
     client = api(operator_key)
-    bob_id = Membership.objects.get(user=bob).public_id
-    alice_id = Membership.objects.get(user=alice).public_id
+    bob_id = Membership.unscoped.get(user=bob).public_id
+    alice_id = Membership.unscoped.get(user=alice).public_id
     promoted = client.patch(f"/api/v1/members/{bob_id}", {"role": "owner"}, format="json")
     assert promoted.status_code == 403
     assert promoted.json()["error"]["code"] == "insufficient_role"

@@ -94,12 +94,12 @@ def main() -> int:
                     model="tiny-chat", training_file=file.public_id, hyperparameters={"n_epochs": 1}
                 ),
             )
-            while FineTuningJob.objects.filter(
+            while FineTuningJob.unscoped.filter(
                 pk=job.pk, status__in=["validating_files", "queued"]
             ).exists():
                 time.sleep(0.005)
             latencies.append(time.perf_counter() - started)
-            while not FineTuningJob.objects.get(pk=job.pk).released_at:  # let the worker go idle
+            while not FineTuningJob.unscoped.get(pk=job.pk).released_at:  # let the worker go idle
                 time.sleep(0.05)
     finally:
         for process in workers:

@@ -23,7 +23,7 @@ def jobs(acme, globex, artifact_root, demo_model_path):
 
 def test_jobs_filter_by_status_tenant_and_model(console, jobs):
     acme_job, globex_job = jobs
-    FineTuningJob.objects.filter(pk=globex_job.pk).update(status="failed")
+    FineTuningJob.unscoped.filter(pk=globex_job.pk).update(status="failed")
     by_status = console.get(JOBS, {"status__exact": "failed"}).content.decode()
     assert globex_job.public_id in by_status and acme_job.public_id not in by_status
     by_tenant = console.get(JOBS, {"tenant__id__exact": acme_job.tenant_id}).content.decode()

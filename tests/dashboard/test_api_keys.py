@@ -29,7 +29,7 @@ def test_a_new_key_is_shown_once(alice_client, acme, alice):
     assert "It will not be shown again." in page
     assert 'data-copy="new-key-value"' in page
     assert "no-store" in response["Cache-Control"]
-    api_key = ApiKey.objects.get(tenant=acme)
+    api_key = ApiKey.unscoped.get(tenant=acme)
     assert api_key.hashed_key == hash_key(plaintext)
     assert (api_key.name, api_key.scopes, api_key.created_by) == (
         "backend",
@@ -49,7 +49,7 @@ def test_a_new_key_is_shown_once(alice_client, acme, alice):
 @pytest.mark.django_db
 def test_the_list_shows_each_key_redacted_with_its_details(alice_client, acme, alice, bob):
     plaintext = make_key(acme, bob, name="bob's key", scopes=["models"], read_only=True)
-    ApiKey.objects.filter(prefix=plaintext[:12]).update(
+    ApiKey.unscoped.filter(prefix=plaintext[:12]).update(
         requests_per_minute=60, expires_at=datetime(2999, 1, 2, tzinfo=UTC)
     )
 
@@ -75,7 +75,7 @@ def test_create_with_expiry_and_limits(alice_client, acme):
     )
 
     assert response.status_code == 201
-    api_key = ApiKey.objects.get(tenant=acme)
+    api_key = ApiKey.unscoped.get(tenant=acme)
     assert api_key.read_only
     assert api_key.expires_at == datetime(day.year, day.month, day.day, tzinfo=UTC)
     assert (api_key.requests_per_minute, api_key.tokens_per_minute) == (60, 10000)
@@ -107,7 +107,7 @@ def test_create_errors_show_on_their_field(alice_client, acme, fields, field, me
     assert response.context["form"].errors[field] == [message]
     assert f'id="id_{field}_error"' in response.content.decode()
     assert 'id="create-key" open>' in response.content.decode()  # the form stays open
-    assert not ApiKey.objects.exists()
+    assert not ApiKey.unscoped.exists()
 
 
 @pytest.mark.django_db
@@ -119,13 +119,13 @@ def test_a_member_cannot_mint_an_organization_key(bob_client, acme):
         "Your role (member) cannot create keys that manage the organization; it needs admin or above."
         in response.content.decode()
     )
-    assert not ApiKey.objects.exists()
+    assert not ApiKey.unscoped.exists()
 
 
 @pytest.mark.django_db
 def test_revoke_after_confirming(alice_client, acme, alice):
     plaintext = make_key(acme, alice, name="old key")
-    api_key = ApiKey.objects.get(prefix=plaintext[:12])
+    api_key = ApiKey.unscoped.get(prefix=plaintext[:12])
     url = reverse("dashboard:api-key-revoke", args=[api_key.public_id])
 
     confirm = alice_client.get(url)
@@ -145,8 +145,8 @@ def test_revoke_after_confirming(alice_client, acme, alice):
 
 @pytest.mark.django_db
 def test_a_member_revokes_own_keys_only(bob_client, acme, alice, bob):
-    alices = ApiKey.objects.get(prefix=make_key(acme, alice)[:12])
-    bobs = ApiKey.objects.get(prefix=make_key(acme, bob, scopes=["models"])[:12])
+    alices = ApiKey.unscoped.get(prefix=make_key(acme, alice)[:12])
+    bobs = ApiKey.unscoped.get(prefix=make_key(acme, bob, scopes=["models"])[:12])
     page = bob_client.get(reverse("dashboard:api-keys")).content.decode()
     assert reverse("dashboard:api-key-revoke", args=[bobs.public_id]) in page
     assert reverse("dashboard:api-key-revoke", args=[alices.public_id]) not in page
@@ -165,7 +165,7 @@ def test_a_member_revokes_own_keys_only(bob_client, acme, alice, bob):
 
 @pytest.mark.django_db
 def test_a_viewer_sees_keys_but_cannot_create_or_revoke(dave_client, acme, alice):
-    api_key = ApiKey.objects.get(prefix=make_key(acme, alice)[:12])
+    api_key = ApiKey.unscoped.get(prefix=make_key(acme, alice)[:12])
 
     page = dave_client.get(reverse("dashboard:api-keys")).content.decode()
 

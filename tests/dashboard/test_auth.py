@@ -22,7 +22,7 @@ def test_sign_up_creates_the_user_and_their_organization_and_logs_in(client, set
     user = User.objects.get(email="erin@example.com")
     assert (user.first_name, user.last_name) == ("Erin", "Example")
     assert user.check_password(PASSWORD)
-    membership = Membership.objects.get(user=user)
+    membership = Membership.unscoped.get(user=user)
     assert (membership.tenant.name, membership.role) == ("Initech", Role.OWNER)
     assert response.wsgi_request.user == user
     page = response.content.decode()

@@ -10,6 +10,7 @@ from django.urls import reverse
 from gpu_inference.formats import ExampleEncoder
 from tests.files.helpers import chat_lines, classification_csv, jsonl
 from tokenmill.files.models import File
+from tokenmill.files.selectors import storage_used_bytes
 from tokenmill.finetuning import services as finetuning_services
 from tokenmill.finetuning.params import JobRequest
 
@@ -53,7 +54,7 @@ def text_of(response) -> str:
 def test_an_upload_without_javascript_redirects_to_its_report(alice_client, acme, upload):
     response = upload(alice_client, jsonl(chat_lines(12)))
 
-    file = File.objects.get(tenant=acme)
+    file = File.unscoped.get(tenant=acme)
     assert response.status_code == 302
     assert response["Location"] == detail_url(file)
     assert (file.filename, file.purpose, file.status) == ("train.jsonl", "fine-tune", "processed")
@@ -66,7 +67,7 @@ def test_an_upload_with_javascript_answers_json(alice_client, acme, upload):
     response = upload(alice_client, jsonl(chat_lines(12)), as_json=True)
 
     assert response.status_code == 201
-    file = File.objects.get(tenant=acme)
+    file = File.unscoped.get(tenant=acme)
     # Validated after the commit, which in a test comes after the response.
     assert response.json() == {
         "id": file.public_id,
@@ -74,7 +75,7 @@ def test_an_upload_with_javascript_answers_json(alice_client, acme, upload):
         "status": "uploaded",
         "url": detail_url(file),
     }
-    assert File.objects.get(pk=file.pk).status == "processed"
+    assert File.unscoped.get(pk=file.pk).status == "processed"
 
 
 def test_a_good_file_shows_its_statistics(alice_client, acme, upload, demo_model_path):
@@ -83,7 +84,7 @@ def test_a_good_file_shows_its_statistics(alice_client, acme, upload, demo_model
     encoder = ExampleEncoder(demo_model_path)
     counts = [encoder.count_tokens(json.loads(line)) for line in lines]
 
-    page = text_of(alice_client.get(detail_url(File.objects.get(tenant=acme))))
+    page = text_of(alice_client.get(detail_url(File.unscoped.get(tenant=acme))))
 
     assert "Examples 12 chat" in page
     assert f"Total tokens {sum(counts):,}" in page
@@ -99,7 +100,7 @@ def test_a_bad_file_shows_its_errors_by_line(alice_client, acme, upload):
     lines[6] = json.dumps({"messages": [{"role": "user", "content": "Hi"}]})
     response = upload(alice_client, jsonl(lines))
 
-    file = File.objects.get(tenant=acme)
+    file = File.unscoped.get(tenant=acme)
     assert file.status == "error"
     page = alice_client.get(response["Location"]).content.decode()
     rows = re.findall(
@@ -154,23 +155,24 @@ def test_upload_errors_are_shown_beside_their_fields(alice_client, acme, upload)
     assert as_json.json() == {
         "errors": {"file": [{"message": "The file 'empty.jsonl' is empty.", "code": ""}]}
     }
-    assert not File.objects.exists()
+    assert not File.unscoped.exists()
 
 
 def test_the_storage_quota_is_shown_and_enforced(alice_client, acme, upload):
-    acme.storage_quota_bytes = 2000
+    acme.storage_quota_bytes = 5000
     acme.save()
     upload(alice_client, jsonl(chat_lines(12)))
-    used = File.objects.get(tenant=acme).bytes
+    used = storage_used_bytes(tenant=acme)
+    assert used > File.unscoped.get(tenant=acme).bytes  # its normalized copy counts too
 
     page = alice_client.get(DATASETS).content.decode().replace("\xa0", " ")
-    assert re.search(r"<strong>[\d.]+ KB</strong> of 2.0 KB", page)
-    assert f'aria-valuenow="{round(100 * used / 2000)}"' in page
+    assert re.search(r"<strong>[\d.]+ KB</strong> of 4.9 KB", page)
+    assert f'aria-valuenow="{round(100 * used / 5000)}"' in page
 
     refused = upload(alice_client, jsonl(chat_lines(12)))
     assert refused.status_code == 400
     assert "Storage quota exceeded" in refused.content.decode()
-    assert File.objects.count() == 1
+    assert File.unscoped.count() == 1
 
 
 def test_the_list_shows_each_file(alice_client, acme, upload):
@@ -208,12 +210,12 @@ def test_a_pending_file_polls_its_status(alice_client, acme, upload):
 def upload_pending(client, upload) -> File:
     """A file whose validation has not run yet (the commit's task not executed)."""
     client.post(DATASETS, {"purpose": "fine-tune", "file": SimpleUploadedFile("a.jsonl", b"{}\n")})
-    return File.objects.get(status="uploaded")
+    return File.unscoped.get(status="uploaded")
 
 
 def test_delete_asks_then_deletes(alice_client, acme, upload):
     upload(alice_client, jsonl(chat_lines(12)))
-    file = File.objects.get(tenant=acme)
+    file = File.unscoped.get(tenant=acme)
     url = reverse("dashboard:dataset-delete", args=[file.public_id])
 
     confirm = alice_client.get(url).content.decode()
@@ -222,13 +224,13 @@ def test_delete_asks_then_deletes(alice_client, acme, upload):
 
     assert response.status_code == 302
     assert response["Location"] == DATASETS
-    assert not File.objects.exists()
+    assert not File.unscoped.exists()
     assert "Deleted train.jsonl." in alice_client.get(DATASETS).content.decode()
 
 
 def test_a_file_in_use_says_so_in_place(alice_client, acme, upload):
     upload(alice_client, jsonl(chat_lines(12)))
-    file = File.objects.get(tenant=acme)
+    file = File.unscoped.get(tenant=acme)
     job = finetuning_services.job_create(
         tenant=acme, request=JobRequest(model="tiny-chat", training_file=file.public_id)
     )
@@ -243,12 +245,12 @@ def test_a_file_in_use_says_so_in_place(alice_client, acme, upload):
         f"{job.public_id}." in page
     )
     assert f'href="{reverse("dashboard:job-detail", args=[job.public_id])}"' in page
-    assert File.objects.filter(pk=file.pk).exists()
+    assert File.unscoped.filter(pk=file.pk).exists()
 
 
 def test_a_viewer_sees_files_but_cannot_upload_or_delete(dave_client, alice_client, acme, upload):
     upload(alice_client, jsonl(chat_lines(12)))
-    file = File.objects.get(tenant=acme)
+    file = File.unscoped.get(tenant=acme)
 
     page = dave_client.get(DATASETS).content.decode()
     assert "train.jsonl" in page
@@ -261,16 +263,16 @@ def test_a_viewer_sees_files_but_cannot_upload_or_delete(dave_client, alice_clie
     assert upload(dave_client, jsonl(chat_lines(12)), name="dave.jsonl").status_code == 403
     delete = dave_client.post(reverse("dashboard:dataset-delete", args=[file.public_id]))
     assert delete.status_code == 403
-    assert File.objects.count() == 1
+    assert File.unscoped.count() == 1
 
 
 @pytest.mark.parametrize("name", ["dataset-detail", "dataset-status", "dataset-delete"])
 def test_another_organizations_file_is_not_found(charlie_client, alice_client, acme, upload, name):
     upload(alice_client, jsonl(chat_lines(12)))
-    file = File.objects.get(tenant=acme)
+    file = File.unscoped.get(tenant=acme)
     url = reverse(f"dashboard:{name}", args=[file.public_id])
 
     assert charlie_client.get(url).status_code == 404
     assert charlie_client.post(url).status_code in (404, 405)
-    assert File.objects.filter(pk=file.pk).exists()
+    assert File.unscoped.filter(pk=file.pk).exists()
     assert "train.jsonl" not in charlie_client.get(DATASETS).content.decode()

@@ -48,7 +48,7 @@ def make_job(tenant, training_file, **fields) -> FineTuningJob:
         request=JobRequest(model="tiny-chat", training_file=training_file.public_id, suffix="bot"),
     )
     if fields:
-        FineTuningJob.objects.filter(pk=job.pk).update(**fields)
+        FineTuningJob.unscoped.filter(pk=job.pk).update(**fields)
         job.refresh_from_db()
     return job
 
@@ -149,7 +149,7 @@ def test_review_shows_the_estimate_without_launching(alice_client, training_file
 
     assert response.status_code == 200
     assert f"<dd data-estimated-tokens>{3 * tokens_per_epoch:,}</dd>" in response.content.decode()
-    assert not FineTuningJob.objects.exists()
+    assert not FineTuningJob.unscoped.exists()
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ def test_errors_are_shown_on_their_field(alice_client, training_file, fields, fi
     page = response.content.decode()
     assert field_errors(page, field) == [message]
     assert "Fix the fields marked in red to see the estimate." in page
-    assert not FineTuningJob.objects.exists()
+    assert not FineTuningJob.unscoped.exists()
 
 
 def test_launching_creates_the_job_and_opens_its_page(
@@ -197,7 +197,7 @@ def test_launching_creates_the_job_and_opens_its_page(
         alice_client, training_file, suffix="support", epochs="4", batch_size="8", seed="7"
     )
 
-    job = FineTuningJob.objects.get(tenant=acme)
+    job = FineTuningJob.unscoped.get(tenant=acme)
     assert response.status_code == 302
     assert response["Location"] == job_url("job-detail", job)
     assert (job.suffix, job.seed, job.training_type, job.created_by_key) == (
@@ -425,7 +425,7 @@ def test_a_viewer_watches_but_cannot_launch_or_cancel(dave_client, acme, trainin
     assert dave_client.post(job_url("job-cancel", job)).status_code == 403
     job.refresh_from_db()
     assert job.status == "validating_files"
-    assert FineTuningJob.objects.count() == 1
+    assert FineTuningJob.unscoped.count() == 1
 
 
 @pytest.mark.parametrize("name", ["job-detail", "job-status", "job-cancel"])
@@ -451,4 +451,4 @@ def test_another_organizations_file_cannot_be_trained_on(charlie_client, globex,
         {"model": "tiny-chat", "training_file": training_file.public_id, "training_type": "lora"},
     ).json()
     assert estimate["ok"] is False
-    assert not FineTuningJob.objects.exists()
+    assert not FineTuningJob.unscoped.exists()

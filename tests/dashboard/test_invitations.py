@@ -11,7 +11,7 @@ from tokenmill.dashboard.mixins import SESSION_KEY
 
 @pytest.fixture
 def invitation(acme, alice) -> tuple[Invitation, str]:
-    actor = Membership.objects.get(tenant=acme, user=alice)
+    actor = Membership.unscoped.get(tenant=acme, user=alice)
     return services.member_invite(tenant=acme, actor=actor, email="frank@example.com", role="admin")
 
 
@@ -52,15 +52,15 @@ def test_sign_up_from_the_invitation_then_accept(client, acme, invitation):
     )
     assert response.status_code == 302
     assert response.url == accept_url(token)
-    assert not Membership.objects.filter(user__email="frank@example.com").exists()
+    assert not Membership.unscoped.filter(user__email="frank@example.com").exists()
 
     response = client.post(accept_url(token), follow=True)
 
     assert "You joined Acme as admin." in response.content.decode()
-    membership = Membership.objects.get(user__email="frank@example.com")
+    membership = Membership.unscoped.get(user__email="frank@example.com")
     assert (membership.tenant, membership.role) == (acme, Role.ADMIN)
     assert client.session[SESSION_KEY] == acme.public_id
-    assert Invitation.objects.get(tenant=acme).status == Invitation.Status.ACCEPTED
+    assert Invitation.unscoped.get(tenant=acme).status == Invitation.Status.ACCEPTED
 
 
 @pytest.mark.django_db
@@ -85,7 +85,7 @@ def test_accepting_with_another_address_is_refused_with_a_message(charlie_client
         "This invitation is for frank@example.com; sign in with that address to accept it."
         in response.content.decode()
     )
-    assert Invitation.objects.get(email="frank@example.com").status == Invitation.Status.PENDING
+    assert Invitation.unscoped.get(email="frank@example.com").status == Invitation.Status.PENDING
 
 
 @pytest.mark.django_db
@@ -124,7 +124,7 @@ def test_a_made_up_or_revoked_link_is_not_found(client, acme, invitation):
 @pytest.mark.django_db
 def test_an_expired_link_says_so(client, invitation):
     invitation_row, token = invitation
-    Invitation.objects.filter(pk=invitation_row.pk).update(expires_at=invitation_row.created_at)
+    Invitation.unscoped.filter(pk=invitation_row.pk).update(expires_at=invitation_row.created_at)
 
     response = client.get(accept_url(token))
 

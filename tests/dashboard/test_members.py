@@ -12,7 +12,7 @@ from tests.factories import make_key
 
 
 def membership(tenant, user) -> Membership:
-    return Membership.objects.get(tenant=tenant, user=user)
+    return Membership.unscoped.get(tenant=tenant, user=user)
 
 
 @pytest.mark.django_db
@@ -121,8 +121,8 @@ def test_remove_a_member_after_confirming(alice_client, acme, bob):
     response = alice_client.post(url, follow=True)
 
     assert "Removed bob@example.com." in response.content.decode()
-    assert not Membership.objects.filter(pk=bob_membership.pk).exists()
-    assert ApiKey.objects.get(prefix=bob_key[:12]).revoked_at is not None
+    assert not Membership.unscoped.filter(pk=bob_membership.pk).exists()
+    assert ApiKey.unscoped.get(prefix=bob_key[:12]).revoked_at is not None
 
 
 @pytest.mark.django_db
@@ -135,7 +135,7 @@ def test_the_last_owner_cannot_leave(alice_client, acme, alice):
 
     assert response.status_code == 400
     assert "The last owner cannot be removed" in response.content.decode()
-    assert Membership.objects.filter(pk=alice_membership.pk).exists()
+    assert Membership.unscoped.filter(pk=alice_membership.pk).exists()
 
 
 @pytest.mark.django_db
@@ -150,7 +150,7 @@ def test_a_member_may_leave_but_not_remove_others(bob_client, acme, alice, bob):
         reverse("dashboard:member-remove", args=[membership(acme, bob).public_id])
     )
     assert response.status_code == 302
-    assert not Membership.objects.filter(tenant=acme, user=bob).exists()
+    assert not Membership.unscoped.filter(tenant=acme, user=bob).exists()
 
 
 @pytest.mark.django_db
@@ -163,7 +163,7 @@ def test_invite_by_email(alice_client, acme, settings, django_capture_on_commit_
         )
 
     assert "Invitation sent to frank@example.com." in response.content.decode()
-    invitation = Invitation.objects.get(tenant=acme, email="frank@example.com")
+    invitation = Invitation.unscoped.get(tenant=acme, email="frank@example.com")
     assert invitation.role == Role.ADMIN
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["frank@example.com"]
@@ -227,7 +227,7 @@ def test_revoke_a_pending_invitation(alice_client, acme):
 @pytest.mark.django_db
 def test_an_expired_invitation_is_marked(alice_client, acme):
     invitation, _token = services.member_invite(tenant=acme, actor=None, email="g@example.com")
-    Invitation.objects.filter(pk=invitation.pk).update(expires_at=invitation.created_at)
+    Invitation.unscoped.filter(pk=invitation.pk).update(expires_at=invitation.created_at)
 
     page = alice_client.get(reverse("dashboard:members")).content.decode()
 

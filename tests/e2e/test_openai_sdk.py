@@ -66,7 +66,7 @@ def test_a_revoked_key_is_an_authentication_error(sdk, acme, alice_key):
     client = sdk(alice_key)
     assert [model.id for model in client.models.list().data] == ["tiny-chat"]  # cached now
 
-    api_key = ApiKey.objects.get(prefix=key_prefix(alice_key))
+    api_key = ApiKey.unscoped.get(prefix=key_prefix(alice_key))
     services.api_key_revoke(tenant=acme, actor=None, api_key=api_key)
 
     with pytest.raises(openai.AuthenticationError) as raised:

@@ -53,7 +53,7 @@ def test_filters_and_search(operator, files, acme):
 
 
 def test_the_validation_report_is_shown_read_only(operator, files):
-    file = File.objects.get(public_id=files["bad"])
+    file = File.unscoped.get(public_id=files["bad"])
     page = operator.get(f"{FILES}{file.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()
@@ -68,15 +68,15 @@ def test_the_validation_report_is_shown_read_only(operator, files):
 def test_deleting_in_the_console_removes_the_bytes(
     operator, files, artifact_root, django_capture_on_commit_callbacks
 ):
-    file = File.objects.get(public_id=files["good"])
+    file = File.unscoped.get(public_id=files["good"])
     assert (artifact_root / "files" / file.public_id).is_dir()
     with django_capture_on_commit_callbacks(execute=True):
         response = operator.post(f"{FILES}{file.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
-    assert not File.objects.filter(pk=file.pk).exists()
+    assert not File.unscoped.filter(pk=file.pk).exists()
     assert not (artifact_root / "files" / file.public_id).exists()
 
-    others = File.objects.filter(public_id__in=[files["bad"], files["notes"]])
+    others = File.unscoped.filter(public_id__in=[files["bad"], files["notes"]])
     with django_capture_on_commit_callbacks(execute=True):
         operator.post(
             FILES,
@@ -86,5 +86,5 @@ def test_deleting_in_the_console_removes_the_bytes(
                 "post": "yes",
             },
         )
-    assert list(File.objects.values_list("public_id", flat=True)) == [files["globex"]]
+    assert list(File.unscoped.values_list("public_id", flat=True)) == [files["globex"]]
     assert [path.parent.name for path in stored_files(artifact_root)] == [files["globex"]]

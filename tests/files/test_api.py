@@ -114,7 +114,7 @@ def test_delete_removes_the_row_and_then_the_bytes(
     assert len(on_commit) == 1
     assert response.status_code == 200
     assert response.json() == {"id": file_id, "object": "file", "deleted": True}
-    assert not File.objects.filter(public_id=file_id).exists()
+    assert not File.unscoped.filter(public_id=file_id).exists()
     assert stored_files(artifact_root) == []
     assert alice_api.delete(f"/v1/files/{file_id}").status_code == 404
 
@@ -122,16 +122,16 @@ def test_delete_removes_the_row_and_then_the_bytes(
 def test_deleting_a_file_a_fine_tuning_job_uses_is_refused(
     upload, alice_api, acme, monkeypatch, artifact_root
 ):
-    """Jobs hold their files with on_delete=PROTECT; Django's ProtectedError stands in for them."""
+    """Jobs hold their files with on_delete=RESTRICT; Django's RestrictedError stands in for them."""
     from types import SimpleNamespace
 
-    from django.db.models import ProtectedError
+    from django.db.models import RestrictedError
 
     file_id = upload(b"data", purpose="user_data").json()["id"]
     jobs = [SimpleNamespace(public_id="ftjob-b"), SimpleNamespace(public_id="ftjob-a")]
 
     def protected(self, *args, **kwargs):
-        raise ProtectedError("protected", jobs)
+        raise RestrictedError("restricted", jobs)
 
     monkeypatch.setattr(File, "delete", protected)
     response = alice_api.delete(f"/v1/files/{file_id}")
@@ -143,5 +143,5 @@ def test_deleting_a_file_a_fine_tuning_job_uses_is_refused(
         "file_in_use",
         f"File {file_id!r} cannot be deleted: it is used by fine-tuning jobs ftjob-a, ftjob-b.",
     )
-    assert File.objects.filter(public_id=file_id).exists()
+    assert File.unscoped.filter(public_id=file_id).exists()
     assert len(stored_files(artifact_root)) == 1

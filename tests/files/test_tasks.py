@@ -73,7 +73,7 @@ def test_a_file_deleted_during_validation_leaves_no_normalized_file(
 
     def deleted_meanwhile(*args, **kwargs):
         report = validate(*args, **kwargs)
-        File.objects.filter(pk=pending.pk).delete()  # as file_delete commits, mid-validation
+        File.unscoped.filter(pk=pending.pk).delete()  # as file_delete commits, mid-validation
         return report
 
     monkeypatch.setattr(services, "validate_dataset", deleted_meanwhile)
@@ -158,4 +158,4 @@ def test_a_service_refuses_another_tenants_file(pending, globex):
         services.file_delete(tenant=globex, file=pending)
     with pytest.raises(TenantScopeError):
         services.file_validate(tenant=globex, file=pending)
-    assert File.objects.filter(pk=pending.pk).exists()
+    assert File.unscoped.filter(pk=pending.pk).exists()

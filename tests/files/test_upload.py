@@ -17,7 +17,7 @@ from tests.files.helpers import (
     refused,
     stored_files,
 )
-from tokenmill.files.models import File
+from tokenmill.files.models import File, StoredArtifact
 from tokenmill.files.storage import get_artifact_store
 
 
@@ -119,7 +119,7 @@ def test_user_data_is_stored_without_dataset_validation(upload, acme):
 
 
 def assert_nothing_stored(artifact_root):
-    assert File.objects.count() == 0
+    assert File.unscoped.count() == 0
     assert stored_files(artifact_root) == []
 
 
@@ -242,7 +242,7 @@ def test_storage_quota_of_the_organization(upload, acme, artifact_root):
         "Storage quota exceeded: the organization stores 1,000 bytes of its 1,500-byte quota, "
         "and this file is 600 bytes. Delete files you no longer need, or ask for a larger quota.",
     )
-    assert File.objects.count() == 1
+    assert File.unscoped.count() == 1
     assert len(stored_files(artifact_root)) == 1
     # Exactly filling the quota is fine.
     assert upload(b"c" * 500, purpose="user_data").status_code == 200
@@ -275,6 +275,7 @@ def test_the_quota_is_checked_again_under_the_lock(upload, acme, monkeypatch, ar
             sha256="0" * 64,
             storage_key="files/elsewhere/original",
         )
+        StoredArtifact.objects.create(tenant=acme, key="files/elsewhere", bytes=900)
         return result
 
     monkeypatch.setattr(ArtifactStore, "write_stream", copy_while_another_upload_lands)
@@ -284,7 +285,7 @@ def test_the_quota_is_checked_again_under_the_lock(upload, acme, monkeypatch, ar
     assert response.status_code == 400
     assert error_of(response)["code"] == "storage_quota_exceeded"
     assert "stores 900 bytes" in error_of(response)["message"]
-    assert list(File.objects.values_list("filename", flat=True)) == ["concurrent.txt"]
+    assert list(File.unscoped.values_list("filename", flat=True)) == ["concurrent.txt"]
     assert stored_files(artifact_root) == []
 
 

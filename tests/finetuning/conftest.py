@@ -103,7 +103,7 @@ def report(
 def lost(job: FineTuningJob, settings) -> None:
     """The job's worker has not been heard from for longer than the heartbeat timeout."""
     settings.JOB_HEARTBEAT_TIMEOUT = 60
-    FineTuningJob.objects.filter(pk=job.pk).update(
+    FineTuningJob.unscoped.filter(pk=job.pk).update(
         last_heartbeat_at=timezone.now() - timedelta(seconds=61)
     )
 

@@ -30,7 +30,7 @@ def test_a_requeue_starts_a_new_attempt_that_a_stale_started_cannot_flip(
     assert (job.status, job.dispatched_at, job.last_heartbeat_at) == ("queued", None, None)
     # Nor can the new attempt report before it is dispatched.
     assert not report(job, "started", {"worker": "gpu-2"}, attempt=2, seq=1)
-    assert FineTuningJob.objects.get(pk=job.pk).status == "queued"
+    assert FineTuningJob.unscoped.get(pk=job.pk).status == "queued"
 
 
 def test_the_requeue_tells_the_old_worker_to_stand_down(
@@ -74,17 +74,17 @@ def test_checkpoints_and_metrics_are_kept_per_attempt_and_the_superseded_ones_de
     job.refresh_from_db()
     assert sent[-1]["attempt"] == 2
     # The old attempt's rows survive until the new attempt has really started...
-    assert JobCheckpoint.objects.filter(job=job, attempt=1).count() == 1
+    assert JobCheckpoint.unscoped.filter(job=job, attempt=1).count() == 1
     with django_capture_on_commit_callbacks(execute=True):
         assert report(job, "started", {"worker": "gpu-2"}, seq=1)
     # ...then its checkpoints, metrics events and folder are gone.
-    assert not JobCheckpoint.objects.filter(job=job).exists()
-    assert not JobEvent.objects.filter(job=job, type="metrics").exists()
+    assert not JobCheckpoint.unscoped.filter(job=job).exists()
+    assert not JobEvent.unscoped.filter(job=job, type="metrics").exists()
     assert not store.exists(protocol.attempt_prefix(job.public_id, 1))
 
     new_folder = f"{protocol.attempt_prefix(job.public_id, 2)}/checkpoints/epoch-1"
     assert report(job, "checkpoint", {"step": 2, "epoch": 1, "path": new_folder}, seq=2)
-    [checkpoint] = JobCheckpoint.objects.filter(job=job)
+    [checkpoint] = JobCheckpoint.unscoped.filter(job=job)
     assert (checkpoint.attempt, checkpoint.step_number, checkpoint.artifact_key) == (
         2,
         2,

@@ -68,7 +68,7 @@ def test_fine_tuned_models_are_their_tenants_alone_and_can_be_deleted(
     job_id = run_commits(lambda: create(alice_api, training_file=training_file.public_id)).json()[
         "id"
     ]
-    model_id = FineTuningJob.objects.get(public_id=job_id).fine_tuned_model
+    model_id = FineTuningJob.unscoped.get(public_id=job_id).fine_tuned_model
     assert model_id.startswith("ft:tiny-chat:acme::")
     assert model_id not in [m["id"] for m in charlie_api.get("/v1/models").json()["data"]]
     assert charlie_api.get(f"/v1/models/{model_id}").status_code == 404
@@ -76,7 +76,7 @@ def test_fine_tuned_models_are_their_tenants_alone_and_can_be_deleted(
     assert alice_api.get(f"/v1/models/{model_id}").json()["owned_by"].startswith("org-")
     deleted = run_commits(lambda: alice_api.delete(f"/v1/models/{model_id}"))
     assert deleted.json() == {"id": model_id, "object": "model", "deleted": True}
-    assert not FineTunedModel.objects.exists()
+    assert not FineTunedModel.unscoped.exists()
     assert alice_api.get(f"/v1/models/{model_id}").status_code == 404
 
 
@@ -198,7 +198,7 @@ def test_bad_parameters_get_400_naming_the_parameter(
     error = response.json()["error"]
     assert (error["param"], error["message"]) == (param, message)
     assert error["type"] == "invalid_request_error"
-    assert not FineTuningJob.objects.exists()
+    assert not FineTuningJob.unscoped.exists()
 
 
 def test_files_that_cannot_be_trained_on_are_refused(
@@ -221,7 +221,7 @@ def test_files_that_cannot_be_trained_on_are_refused(
             body = {"training_file": good.public_id, param: file.public_id}
             error = create(alice_api, **body).json()["error"]
             assert (error["param"], error["message"]) == (param, message)
-    assert not FineTuningJob.objects.exists()
+    assert not FineTuningJob.unscoped.exists()
 
 
 def test_a_key_without_the_fine_tuning_scope_is_refused(api, acme, alice, training_file):
@@ -237,15 +237,15 @@ def test_a_job_waits_for_its_file_to_be_validated(
     alice_api, acme, artifact_root, demo_model_path, run_commits, fake_trainer
 ):
     pending = make_training_file(acme)
-    File.objects.filter(pk=pending.pk).update(status="uploaded")
+    File.unscoped.filter(pk=pending.pk).update(status="uploaded")
     from tokenmill.finetuning import services
 
     job_id = create(alice_api, training_file=pending.public_id).json()["id"]
-    job = FineTuningJob.objects.get(public_id=job_id)
+    job = FineTuningJob.unscoped.get(public_id=job_id)
     assert services.job_prepare(job_id=job.pk) == "waiting"
-    File.objects.filter(pk=pending.pk).update(status="processed")
+    File.unscoped.filter(pk=pending.pk).update(status="processed")
     assert run_commits(lambda: services.job_prepare(job_id=job.pk)) == "queued"
-    assert FineTuningJob.objects.get(pk=job.pk).status == "succeeded"
+    assert FineTuningJob.unscoped.get(pk=job.pk).status == "succeeded"
 
 
 def test_cancel(alice_api, training_file, run_commits):
@@ -272,7 +272,7 @@ def test_list_jobs_newest_first_with_cursor(alice_api, training_file):
 
 def test_the_job_records_which_key_created_it(alice_api, training_file, acme):
     job_id = create(alice_api, training_file=training_file.public_id).json()["id"]
-    assert FineTuningJob.objects.get(public_id=job_id).created_by_key == ApiKey.objects.get(
+    assert FineTuningJob.unscoped.get(public_id=job_id).created_by_key == ApiKey.unscoped.get(
         tenant=acme
     )
 
@@ -324,7 +324,7 @@ def test_retrying_a_cancelled_job_is_not_stopped_by_the_old_cancel(
     job_id = run_commits(lambda: create(alice_api, training_file=training_file.public_id)).json()[
         "id"
     ]
-    job = FineTuningJob.objects.get(public_id=job_id)
+    job = FineTuningJob.unscoped.get(public_id=job_id)
     assert job.status == "failed"
     control.request_stop(job_id, job.attempt)  # what cancelling the running attempt leaves
     fake_trainer.setenv("FAKE_TRAINER_MODE", "ok")
@@ -357,7 +357,7 @@ def test_an_organization_may_have_only_so_many_jobs_waiting(
         "param": None,
         "code": "too_many_queued_jobs",
     }
-    assert FineTuningJob.objects.filter(tenant__slug="acme").count() == 2  # nothing half-made
+    assert FineTuningJob.unscoped.filter(tenant__slug="acme").count() == 2  # nothing half-made
     # Another organization is not held back by acme's queue...
     other = make_training_file(globex)
     assert create(charlie_api, training_file=other.public_id).status_code == 200

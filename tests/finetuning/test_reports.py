@@ -34,13 +34,13 @@ def test_a_redelivered_report_creates_nothing_twice(dispatched):
         assert report(job, "event", event, seq=3)
         assert report(job, "checkpoint", checkpoint, seq=4)
         assert report(job, "started", {"worker": "gpu-1"}, seq=1)
-    assert JobEvent.objects.filter(job=job, type="metrics").count() == 1
-    assert JobEvent.objects.filter(job=job, message=event["message"]).count() == 1
-    assert JobEvent.objects.filter(job=job, message="Fine-tuning job started").count() == 1
-    assert JobCheckpoint.objects.filter(job=job).count() == 1
+    assert JobEvent.unscoped.filter(job=job, type="metrics").count() == 1
+    assert JobEvent.unscoped.filter(job=job, message=event["message"]).count() == 1
+    assert JobEvent.unscoped.filter(job=job, message="Fine-tuning job started").count() == 1
+    assert JobCheckpoint.unscoped.filter(job=job).count() == 1
     # Two different reports with the same content are two rows: the report's number decides.
     assert report(job, "event", event, seq=5)
-    assert JobEvent.objects.filter(job=job, message=event["message"]).count() == 2
+    assert JobEvent.unscoped.filter(job=job, message=event["message"]).count() == 2
 
 
 def test_a_redelivered_outcome_registers_one_model(dispatched):
@@ -199,23 +199,23 @@ def test_the_safety_net_prepares_a_job_whose_trigger_was_lost(
 ):
     monkeypatch.setattr(scheduling, "jobs_dispatch", lambda: [])
     file = make_training_file(acme)
-    File.objects.filter(pk=file.pk).update(status="uploaded")
+    File.unscoped.filter(pk=file.pk).update(status="uploaded")
     job = validating_job(acme, file)  # no commit hooks run: the first try is lost too
-    File.objects.filter(pk=file.pk).update(status="processed")  # ...and so is the trigger
+    File.unscoped.filter(pk=file.pk).update(status="processed")  # ...and so is the trigger
     settings.JOB_PREPARE_GRACE = 60
     assert scheduling.jobs_prepare_stalled()["prepared_again"] == 0  # not yet: within grace
-    FineTuningJob.objects.filter(pk=job.pk).update(
+    FineTuningJob.unscoped.filter(pk=job.pk).update(
         created_at=timezone.now() - timedelta(seconds=61)
     )
     with django_capture_on_commit_callbacks(execute=True):
         assert scheduling.jobs_prepare_stalled()["prepared_again"] == 1
-    assert FineTuningJob.objects.get(pk=job.pk).status == "queued"
+    assert FineTuningJob.unscoped.get(pk=job.pk).status == "queued"
 
 
 def test_the_safety_net_asks_once_per_grace_period(acme, artifact_root, demo_model_path, settings):
     file = make_training_file(acme)
     job = validating_job(acme, file)
-    FineTuningJob.objects.filter(pk=job.pk).update(
+    FineTuningJob.unscoped.filter(pk=job.pk).update(
         created_at=timezone.now() - timedelta(seconds=settings.JOB_PREPARE_GRACE + 1)
     )
     assert scheduling.jobs_prepare_stalled()["prepared_again"] == 1
@@ -227,7 +227,7 @@ def test_a_job_whose_file_is_never_validated_fails_after_the_timeout(
 ):
     file = make_training_file(acme, status="uploaded")
     job = validating_job(acme, file)
-    FineTuningJob.objects.filter(pk=job.pk).update(
+    FineTuningJob.unscoped.filter(pk=job.pk).update(
         created_at=timezone.now() - timedelta(seconds=settings.JOB_FILE_VALIDATION_TIMEOUT + 1)
     )
     assert scheduling.jobs_prepare_stalled()["validation_timed_out"] == 1

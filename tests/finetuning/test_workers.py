@@ -38,7 +38,7 @@ def wait_for(predicate, *, timeout=90.0, what="the condition"):
 
 
 def job_status(job_id: str) -> FineTuningJob:
-    return FineTuningJob.objects.get(public_id=job_id)
+    return FineTuningJob.unscoped.get(public_id=job_id)
 
 
 def create_job(alice_api, acme):
@@ -104,11 +104,11 @@ def test_the_reaper_fails_a_job_after_its_last_attempt(
 ):
     job_id = create_job(alice_api, acme)
     settings.JOB_MAX_ATTEMPTS = 1
-    FineTuningJob.objects.filter(public_id=job_id).update(
+    FineTuningJob.unscoped.filter(public_id=job_id).update(
         status="running",
         attempt=1,
-        dispatched_at=FineTuningJob.objects.get(public_id=job_id).created_at,
-        last_heartbeat_at=FineTuningJob.objects.get(public_id=job_id).created_at,
+        dispatched_at=FineTuningJob.unscoped.get(public_id=job_id).created_at,
+        last_heartbeat_at=FineTuningJob.unscoped.get(public_id=job_id).created_at,
     )
     settings.JOB_HEARTBEAT_TIMEOUT = 2
     time.sleep(2.1)

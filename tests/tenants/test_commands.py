@@ -27,7 +27,7 @@ def test_create_tenant_makes_the_owner_and_prints_a_working_key(db, api):
         "Created user x@example.com; they can sign in after setting a password "
         "(manage.py changepassword)."
     )
-    membership = Membership.objects.get(tenant=organization)
+    membership = Membership.unscoped.get(tenant=organization)
     assert (membership.user.email, membership.role) == ("x@example.com", Role.OWNER)
     assert not membership.user.has_usable_password()
 
@@ -44,9 +44,9 @@ def test_create_tenant_reuses_an_existing_user_as_owner(alice, api):
     assert not [line for line in lines if line.startswith("Created user")]
     assert User.objects.filter(email__iexact="alice@example.com").count() == 1
     organization = Organization.objects.get(slug="acme2")
-    assert Membership.objects.get(tenant=organization).user == alice
+    assert Membership.unscoped.get(tenant=organization).user == alice
     assert lines[-2] == "API key 'ci' (shown once, store it now):"
-    assert ApiKey.objects.get(tenant=organization).name == "ci"
+    assert ApiKey.unscoped.get(tenant=organization).name == "ci"
     assert api(lines[-1]).get("/v1/models").status_code == 200
 
 
@@ -62,7 +62,7 @@ def test_create_tenant_refuses_a_taken_slug_and_writes_nothing(acme):
     assert str(raised.value) == "The slug 'acme' is taken."
     assert not User.objects.filter(email="new@example.com").exists()
     assert Organization.objects.filter(slug="acme").count() == 1
-    assert not ApiKey.objects.exists()
+    assert not ApiKey.unscoped.exists()
 
 
 def test_create_tenant_refuses_an_invalid_slug(db):
@@ -86,7 +86,7 @@ def test_create_api_key_prints_a_working_operator_key(acme, alice_key, api):
     lines = run("create_api_key", "acme", "--name", "deploy bot")
 
     key = lines[-1]
-    api_key = ApiKey.objects.get(name="deploy bot")
+    api_key = ApiKey.unscoped.get(name="deploy bot")
     assert lines[0] == f"API key 'deploy bot' ({api_key.public_id}) for acme, shown once:"
     assert api_key.tenant == acme
     assert api_key.created_by is None
@@ -106,7 +106,7 @@ def test_create_api_key_for_an_unknown_slug(db):
     with pytest.raises(CommandError) as raised:
         run("create_api_key", "nope", "--name", "n")
     assert str(raised.value) == "No organization with slug 'nope'."
-    assert not ApiKey.objects.exists()
+    assert not ApiKey.unscoped.exists()
 
 
 def test_create_api_key_refuses_a_blank_name(acme):
@@ -124,7 +124,7 @@ def test_create_api_key_refuses_an_unknown_scope(acme):
 def test_a_models_only_read_only_key_cannot_manage_keys(acme, api):
     key = run("create_api_key", "acme", "--name", "n", "--scope", "models", "--read-only")[-1]
 
-    api_key = ApiKey.objects.get(name="n")
+    api_key = ApiKey.unscoped.get(name="n")
     assert (api_key.scopes, api_key.read_only) == (["models"], True)
     assert api(key).get("/v1/models").status_code == 200
     response = api(key).post("/api/v1/api-keys", {"name": "escalate"}, format="json")
@@ -133,7 +133,7 @@ def test_a_models_only_read_only_key_cannot_manage_keys(acme, api):
     assert response.json()["error"]["message"] == (
         "This API key does not have the 'organization' scope needed for /api/v1/api-keys."
     )
-    assert ApiKey.objects.count() == 1
+    assert ApiKey.unscoped.count() == 1
 
 
 def test_a_read_only_organization_key_reads_but_cannot_write(acme, api):
@@ -148,6 +148,6 @@ def test_a_read_only_organization_key_reads_but_cannot_write(acme, api):
         "param": None,
         "code": "read_only_key",
     }
-    assert ApiKey.objects.count() == 1
+    assert ApiKey.unscoped.count() == 1
     # Without the models scope, the OpenAI side is closed to it.
     assert api(key).get("/v1/models").json()["error"]["code"] == "missing_scope"

@@ -20,7 +20,7 @@ def _all_text_in_database() -> str:
 
 
 def test_the_plaintext_is_stored_nowhere_only_prefix_hash_and_last_four(acme, alice, alice_key):
-    api_key = ApiKey.objects.get(tenant=acme)
+    api_key = ApiKey.unscoped.get(tenant=acme)
     assert api_key.prefix == alice_key[:PREFIX_LENGTH]
     assert api_key.last_four == alice_key[-4:]
     assert api_key.hashed_key == hash_key(alice_key) != alice_key
@@ -30,7 +30,7 @@ def test_the_plaintext_is_stored_nowhere_only_prefix_hash_and_last_four(acme, al
 
 def test_a_key_works_and_records_its_last_use(alice_api, acme):
     assert alice_api.get("/v1/models").status_code == 200
-    assert ApiKey.objects.get(tenant=acme).last_used_at is not None
+    assert ApiKey.unscoped.get(tenant=acme).last_used_at is not None
 
 
 @pytest.mark.parametrize(
@@ -77,19 +77,19 @@ def test_a_non_bearer_header_is_refused(api, db):
 def test_revocation_takes_effect_on_the_next_request(acme, alice, alice_key, api):
     client = api(alice_key)
     assert client.get("/v1/models").status_code == 200  # the key record is now cached
-    services.api_key_revoke(tenant=acme, actor=None, api_key=ApiKey.objects.get(tenant=acme))
+    services.api_key_revoke(tenant=acme, actor=None, api_key=ApiKey.unscoped.get(tenant=acme))
     response = client.get("/v1/models")
     assert response.status_code == 401
     assert response.json()["error"]["message"] == "This API key has been revoked."
 
 
 def test_an_expired_key_is_refused(acme, alice, api):
-    member = Membership.objects.get(user=alice)
+    member = Membership.unscoped.get(user=alice)
     api_key, plaintext = services.api_key_create(
         tenant=acme, actor=member, name="short", expires_at=timezone.now() + timedelta(seconds=30)
     )
     assert api(plaintext).get("/v1/models").status_code == 200
-    ApiKey.objects.filter(pk=api_key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    ApiKey.unscoped.filter(pk=api_key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     forget_key(api_key.prefix)  # edits outside the services must forget the cached record
     response = api(plaintext).get("/v1/models")
     assert response.status_code == 401
@@ -113,8 +113,8 @@ def test_removing_a_member_revokes_their_keys(acme, alice, bob, bob_key, api):
     assert api(bob_key).get("/v1/models").status_code == 200
     services.member_remove(
         tenant=acme,
-        actor=Membership.objects.get(user=alice),
-        membership=Membership.objects.get(user=bob),
+        actor=Membership.unscoped.get(user=alice),
+        membership=Membership.unscoped.get(user=bob),
     )
     assert api(bob_key).get("/v1/models").status_code == 401
 

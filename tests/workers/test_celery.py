@@ -15,7 +15,7 @@ def test_queues_have_their_own_exchange_and_routing_key():
 
 def test_broker_is_redis_when_configured_else_the_filesystem(settings):
     if settings.REDIS_URL:
-        assert app.conf.broker_url == settings.REDIS_URL
+        assert app.conf.broker_url == settings.CELERY_BROKER_URL != settings.REDIS_CACHE_URL
         assert app.conf.broker_transport_options["visibility_timeout"] > 0
     else:
         assert app.conf.broker_url == "filesystem://"
@@ -38,3 +38,10 @@ def test_training_goes_to_the_gpu_queue_and_reports_to_the_control_queue():
     assert router.route({}, "finetuning.train")["queue"].name == "gpu"
     assert router.route({}, "finetuning.report")["queue"].name == "control"
     assert router.route({}, "files.validate")["queue"].name == "default"
+
+
+def test_the_reaper_and_the_dispatcher_run_on_the_control_queue():
+    router = app.amqp.router
+    assert router.route({}, "finetuning.reap")["queue"].name == "control"
+    assert router.route({}, "finetuning.dispatch")["queue"].name == "control"
+    assert router.route({}, "finetuning.prepare")["queue"].name == "default"

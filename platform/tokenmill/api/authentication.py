@@ -28,6 +28,9 @@ class KeyRefused(exceptions.AuthenticationFailed):
         self.error_code = rejected.code
 
 
+BEARER_FORMAT_MESSAGE = "The Authorization header must read 'Bearer YOUR_KEY'."
+
+
 def bearer_token(header: str) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -42,9 +45,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None  # DRF answers 401 NotAuthenticated
         token = bearer_token(header)
         if token is None:
-            raise exceptions.AuthenticationFailed(
-                "The Authorization header must read 'Bearer YOUR_KEY'."
-            )
+            raise exceptions.AuthenticationFailed(BEARER_FORMAT_MESSAGE)
         try:
             record = authenticate_key(token)
         except KeyRejected as rejected:

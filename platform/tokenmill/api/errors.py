@@ -8,7 +8,6 @@ SDK maps to its exceptions (400 BadRequestError, 401 AuthenticationError,
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from tenants.errors import TenantError
 
@@ -20,6 +19,12 @@ _TYPE_BY_STATUS = {
     409: "invalid_request_error",
     429: "rate_limit_error",
 }
+
+
+MISSING_KEY_MESSAGE = (
+    "You didn't provide an API key. Provide it in an Authorization header using "
+    "Bearer auth (Authorization: Bearer YOUR_KEY)."
+)
 
 
 class ApiError(exceptions.APIException):
@@ -76,6 +81,10 @@ def _first_validation_error(detail, path: str = "") -> tuple[str | None, str]:
 
 
 def exception_handler(exc, context):
+    # Imported here: rest_framework.views loads the parser classes, and the JSON parser
+    # raises ApiError from this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, TenantError):
         return Response(
             error_body(exc.message, status_code=exc.status, code=exc.code, param=exc.param),
@@ -94,11 +103,7 @@ def exception_handler(exc, context):
         message = f"{param}: {message}" if param and not message.startswith(param) else message
         code = "invalid_value"
     elif isinstance(exc, exceptions.NotAuthenticated):
-        message = (
-            "You didn't provide an API key. Provide it in an Authorization header using "
-            "Bearer auth (Authorization: Bearer YOUR_KEY)."
-        )
-        code = "missing_api_key"
+        message, code = MISSING_KEY_MESSAGE, "missing_api_key"
     elif isinstance(exc, exceptions.AuthenticationFailed):
         message = str(exc.detail)
         code = getattr(exc, "error_code", None) or "invalid_api_key"

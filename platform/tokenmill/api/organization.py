@@ -7,10 +7,11 @@ from rest_framework.response import Response
 
 from tenants import selectors, services
 from tenants.keys import KeyRecord
-from tenants.models import ApiKey, ApiKeyScope, Invitation, Membership, Role
+from tenants.models import ROLE_RANK, ApiKey, ApiKeyScope, Invitation, Membership, Role
 from tokenmill.api.errors import ApiError
 from tokenmill.api.pagination import cursor_page, list_body, parse_limit
 from tokenmill.api.views import TenantAPIView
+from tokenmill.files.selectors import storage_quota_bytes, storage_used_bytes
 
 
 def _ts(value) -> int | None:
@@ -23,10 +24,20 @@ class OrganizationSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     slug = serializers.CharField(read_only=True)
     status = serializers.CharField(read_only=True)
+    storage_used_bytes = serializers.SerializerMethodField(
+        help_text="Bytes in the artifact store: files, checkpoints and fine-tuned models."
+    )
+    storage_quota_bytes = serializers.SerializerMethodField()
     created_at = serializers.SerializerMethodField()
 
     def get_object(self, obj) -> str:
         return "organization"
+
+    def get_storage_used_bytes(self, obj) -> int:
+        return storage_used_bytes(tenant=obj)
+
+    def get_storage_quota_bytes(self, obj) -> int:
+        return storage_quota_bytes(tenant=obj)
 
     def get_created_at(self, obj) -> int:
         return _ts(obj.created_at)
@@ -50,7 +61,7 @@ class MemberSerializer(serializers.Serializer):
 class InvitationSerializer(serializers.Serializer):
     id = serializers.CharField(source="public_id", read_only=True)
     object = serializers.SerializerMethodField()
-    email = serializers.EmailField()
+    email = serializers.EmailField(max_length=Invitation._meta.get_field("email").max_length)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
     status = serializers.CharField(read_only=True)
     invited_at = serializers.SerializerMethodField()
@@ -186,6 +197,8 @@ class MemberDetailView(OrganizationAPIView):
         serializer.is_valid(raise_exception=True)
         if "role" not in serializer.validated_data:
             raise serializers.ValidationError({"role": ["This field is required."]})
+        if ROLE_RANK[Role(serializer.validated_data["role"])] > ROLE_RANK[Role(membership.role)]:
+            require_unbounded_key(request.auth, "grant a higher role")
         membership = services.member_change_role(
             tenant=self.tenant,
             actor=self.actor,
@@ -216,6 +229,7 @@ class InvitationListView(PagedListMixin, OrganizationAPIView):
     def post(self, request):
         serializer = InvitationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        require_unbounded_key(request.auth, "invite members")
         invitation, _token = services.member_invite(
             tenant=self.tenant, actor=self.actor, **serializer.validated_data
         )
@@ -302,6 +316,40 @@ def within_calling_key(caller: KeyRecord, wanted: dict) -> dict:
                 param=limit,
             )
     return wanted
+
+
+def require_unbounded_key(caller: KeyRecord, action: str) -> None:
+    """Inviting someone or raising their role makes a person who outlives the calling key
+    and can mint keys of their own from the dashboard: only a key with every scope, no
+    expiry and no rate limits may do it (as only such a key could mint an unbounded key).
+    Other keys are refused; the dashboard can always do it."""
+    remedy = "Do it in the dashboard, or with a key that has every scope, no expiry and no limits."
+    missing = [scope for scope in services.ALL_SCOPES if not caller.allows(scope)]
+    if missing:
+        raise ApiError(
+            f"This API key cannot {action}: it lacks the scopes {', '.join(missing)}, "
+            f"which the member could then use. {remedy}",
+            status_code=403,
+            code="scope_escalation",
+        )
+    if caller.expires_at is not None:
+        raise ApiError(
+            f"This API key cannot {action}: it expires, and the member's access would not. {remedy}",
+            status_code=403,
+            code="expiry_escalation",
+        )
+    limited = [
+        limit
+        for limit in ("requests_per_minute", "tokens_per_minute")
+        if getattr(caller, limit) is not None
+    ]
+    if limited:
+        raise ApiError(
+            f"This API key cannot {action}: it has limits ({', '.join(limited)}), "
+            f"and the member's own keys would not. {remedy}",
+            status_code=403,
+            code="limit_escalation",
+        )
 
 
 class ApiKeyDetailView(OrganizationAPIView):

@@ -11,8 +11,12 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
 from tenants.errors import TenantError
-from tenants.models import ApiKeyScope, Role, User
+from tenants.models import ApiKeyScope, Invitation, Role, User
 from tenants.selectors import email_taken
+
+# The columns' lengths: a longer address would be cut, or refused by the database.
+INVITATION_EMAIL_MAX_LENGTH = Invitation._meta.get_field("email").max_length
+USER_EMAIL_MAX_LENGTH = User._meta.get_field("email").max_length
 
 
 def add_service_error(
@@ -34,7 +38,9 @@ class SignUpForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "name", "autofocus": True}),
     )
     email = forms.EmailField(
-        label="Work e-mail", widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        label="Work e-mail",
+        max_length=USER_EMAIL_MAX_LENGTH,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     password = forms.CharField(
         label="Password",
@@ -109,7 +115,9 @@ class OrganizationForm(forms.Form):
 
 class InviteForm(forms.Form):
     email = forms.EmailField(
-        label="E-mail", widget=forms.EmailInput(attrs={"placeholder": "teammate@company.com"})
+        label="E-mail",
+        max_length=INVITATION_EMAIL_MAX_LENGTH,
+        widget=forms.EmailInput(attrs={"placeholder": "teammate@company.com"}),
     )
     role = forms.ChoiceField(label="Role", initial=Role.MEMBER)
 
@@ -174,6 +182,15 @@ class DatasetUploadForm(forms.Form):
         ],
         initial="fine-tune",
     )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # A form posts each field once; a repeated one would silently keep only its last value.
+        for name, values in (("file", self.files), ("purpose", self.data)):
+            count = len(values.getlist(name)) if hasattr(values, "getlist") else 0
+            if count > 1:
+                self.add_error(name, f"The request has {count} '{name}' fields; send exactly one.")
+        return cleaned
 
 
 class FineTuningJobForm(forms.Form):

@@ -25,7 +25,7 @@ def current_membership(request) -> Membership | None:
     """The membership of the session's organization, falling back to the user's first one."""
     if not request.user.is_authenticated:
         return None
-    memberships = Membership.objects.filter(user=request.user).select_related("tenant", "user")
+    memberships = Membership.unscoped.filter(user=request.user).select_related("tenant", "user")
     wanted = request.session.get(SESSION_KEY)
     membership = memberships.filter(tenant__public_id=wanted).first() if wanted else None
     if membership is None:

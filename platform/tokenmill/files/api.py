@@ -132,10 +132,22 @@ class FileListView(FilesAPIView):
         services.upload_size_check(content_length=request.META.get("CONTENT_LENGTH"))
         file = services.file_create(
             tenant=self.tenant,
-            upload=request.FILES.get("file"),
-            purpose=request.data.get("purpose"),
+            upload=_single(request.FILES, "file"),
+            purpose=_single(request.data, "purpose"),
         )
         return Response(file_body(file))
+
+
+def _single(fields, name: str):
+    """The one value of a multipart field; a repeated field is refused, not silently cut to its last."""
+    values = fields.getlist(name) if hasattr(fields, "getlist") else [fields.get(name)]
+    if len(values) > 1:
+        raise ApiError(
+            f"The request has {len(values)} '{name}' fields; send exactly one.",
+            code="duplicate_parameter",
+            param=name,
+        )
+    return values[0] if values else None
 
 
 class FileDetailView(FilesAPIView):

@@ -11,27 +11,64 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+#: the longest line read whole, unless the caller sets another limit
+MAX_LINE_BYTES = 1024 * 1024
+_SKIP_CHUNK = 64 * 1024
+
 
 class TextLines:
     """The file's lines, decoded one at a time so memory stays flat whatever the file's size.
 
     Lines keep their line ending (the csv module needs it inside quoted fields).
+    A line longer than ``max_line_bytes`` is never held whole: it goes to
+    ``on_long_line(line_no)`` and is skipped, read in small chunks up to its end.
     Encoding problems go to ``on_file_error(code, message)``; binary content
     stops the read, and ``stopped`` says so. ``line_no`` is the 1-based number
-    of the line last yielded.
+    of the line last yielded (or skipped).
     """
 
-    def __init__(self, raw: IO[bytes], *, on_file_error: Callable[[str, str], None]):
+    def __init__(
+        self,
+        raw: IO[bytes],
+        *,
+        on_file_error: Callable[[str, str], None],
+        on_long_line: Callable[[int], None] | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ):
         self._raw = raw
         self._on_file_error = on_file_error
+        self._on_long_line = on_long_line
+        self.max_line_bytes = max_line_bytes
         self.line_no = 0
         self.stopped = False
+
+    def _raw_lines(self) -> Iterator[tuple[bytes, int]]:
+        """Each line's bytes (empty for a line too long to hold) and its length in the file."""
+        while True:
+            raw_line = self._raw.readline(self.max_line_bytes + 1)
+            if not raw_line:
+                return
+            if len(raw_line) <= self.max_line_bytes or raw_line.endswith(b"\n"):
+                yield raw_line, len(raw_line)
+                continue
+            skipped = len(raw_line)
+            while not raw_line.endswith(b"\n"):
+                raw_line = self._raw.readline(_SKIP_CHUNK)
+                if not raw_line:
+                    break
+                skipped += len(raw_line)
+            yield b"", skipped
 
     def __iter__(self) -> Iterator[str]:
         offset = 0
         encoding_reported = False
-        for raw_line in self._raw:
+        for raw_line, size in self._raw_lines():
             self.line_no += 1
+            if not raw_line:
+                offset += size
+                if self._on_long_line is not None:
+                    self._on_long_line(self.line_no)
+                continue
             if self.line_no == 1 and raw_line.startswith(
                 (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
             ):
@@ -60,7 +97,7 @@ class TextLines:
                 text = raw_line.decode("utf-8", errors="replace")
             if self.line_no == 1:
                 text = text.removeprefix("\ufeff")  # spreadsheets write a byte order mark
-            offset += len(raw_line)
+            offset += size
             yield text
 
     def _stop(self, code: str, message: str) -> None:

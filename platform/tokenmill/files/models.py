@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from tenants.ids import public_id
 from tenants.models import Organization
-from tenants.scoping import TenantOwnedQuerySet
+from tenants.scoping import TenantScopedManager, UnscopedManager
 
 
 class File(models.Model):
@@ -40,7 +40,8 @@ class File(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -48,3 +49,21 @@ class File(models.Model):
 
     def __str__(self) -> str:
         return f"{self.public_id} ({self.filename})"
+
+
+class StoredArtifact(models.Model):
+    """What a tenant keeps in the artifact store, one row per folder it owns there (a
+    file's `files/<file-id>`, a job's `jobs/<job-id>` with every attempt's checkpoints
+    and model): the storage quota counts the sum of `bytes`, and deleting the
+    organization deletes every folder listed here."""
+
+    tenant = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=300, unique=True)
+    bytes = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.bytes} bytes)"

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db.models import QuerySet, Sum
 
 from tenants.models import Organization
-from tokenmill.files.models import File
+from tokenmill.files.models import File, StoredArtifact
 
 
 def file_list(*, tenant: Organization, purpose: str | None = None) -> QuerySet[File]:
@@ -13,7 +13,10 @@ def file_list(*, tenant: Organization, purpose: str | None = None) -> QuerySet[F
 
 
 def storage_used_bytes(*, tenant: Organization) -> int:
-    return File.objects.for_tenant(tenant).aggregate(total=Sum("bytes"))["total"] or 0
+    """Everything the organization keeps in the artifact store: files, their normalized
+    copies, checkpoints and fine-tuned models (see storage_usage.py)."""
+    rows = StoredArtifact.objects.for_tenant(tenant)
+    return rows.aggregate(total=Sum("bytes"))["total"] or 0
 
 
 def storage_quota_bytes(*, tenant: Organization) -> int:

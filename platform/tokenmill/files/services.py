@@ -12,7 +12,7 @@ from functools import partial
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import ProtectedError
+from django.db.models import RestrictedError
 from django.utils import timezone
 
 from gpu_inference.artifacts import ArtifactTooLarge
@@ -20,6 +20,11 @@ from tenants.errors import TenantError, TenantScopeError
 from tenants.models import Organization
 from tokenmill.files import selectors, signals, storage, tokenizer
 from tokenmill.files.models import File
+from tokenmill.files.storage_usage import (
+    stored_artifact_forget,
+    stored_artifact_measure,
+    stored_artifact_record,
+)
 from tokenmill.files.validation import ValidationReport, validate_dataset
 from tokenmill.files.validation_report import plural
 
@@ -44,17 +49,27 @@ class FileInUse(TenantError):
     status = 409
 
 
+def upload_body_limit() -> int:
+    """The most bytes an upload request may carry: the file's limit plus the multipart envelope."""
+    return settings.FILE_MAX_BYTES + MULTIPART_ENVELOPE_BYTES
+
+
+def upload_too_large(length: int | None) -> FileTooLarge:
+    """The 413 for an upload request of ``length`` bytes (None: a stream that passed the limit)."""
+    size = f"{length:,} bytes" if length is not None else f"more than {upload_body_limit():,} bytes"
+    return FileTooLarge(
+        f"The upload is {size}; a file may be at most {settings.FILE_MAX_BYTES:,} bytes."
+    )
+
+
 def upload_size_check(*, content_length: str | None) -> None:
     """Refuse an upload whose request is over the limit already, before a byte of it is read."""
     try:
         length = int(content_length or 0)
     except ValueError:
         return  # the multipart parser answers a malformed Content-Length
-    limit = settings.FILE_MAX_BYTES
-    if length > limit + MULTIPART_ENVELOPE_BYTES:
-        raise FileTooLarge(
-            f"The upload is {length:,} bytes; a file may be at most {limit:,} bytes."
-        )
+    if length > upload_body_limit():
+        raise upload_too_large(length)
 
 
 def file_create(*, tenant: Organization, upload: UploadedFile | None, purpose: str | None) -> File:
@@ -93,13 +108,16 @@ def file_create(*, tenant: Organization, upload: UploadedFile | None, purpose: s
             locked = Organization.objects.select_for_update().get(pk=tenant.pk)
             _quota_check(locked, file.bytes)
             file.save(force_insert=True)
+            stored_artifact_record(
+                tenant=locked, key=storage.file_folder(file.public_id), size=file.bytes
+            )
     except BaseException:
         store.delete(storage.file_folder(file.public_id))
         raise
     if needs_validation:
         transaction.on_commit(partial(_enqueue_validation, file.pk))
     # With eager Celery (tests) the validation has run at commit already: show its outcome.
-    return File.objects.filter(pk=file.pk).first() or file
+    return File.unscoped.filter(pk=file.pk).first() or file
 
 
 def _checked_purpose(purpose: str | None) -> str:
@@ -134,6 +152,22 @@ def _quota_check(tenant: Organization, size: int) -> None:
         )
 
 
+def storage_room_check(*, tenant: Organization) -> None:
+    """Refuse new work that will write to the store (a fine-tuning job's checkpoints and
+    model) once the organization has used its whole quota."""
+    quota = selectors.storage_quota_bytes(tenant=tenant)
+    used = selectors.storage_used_bytes(tenant=tenant)
+    if used >= quota:
+        raise TenantError(
+            f"Storage quota exceeded: the organization stores {used:,} bytes of its "
+            f"{quota:,}-byte quota (files, checkpoints and fine-tuned models), so a job "
+            "has no room for its checkpoints and model. Delete files or fine-tuned models "
+            "you no longer need, or ask for a larger quota.",
+            code="storage_quota_exceeded",
+            param=None,
+        )
+
+
 def _enqueue_validation(file_pk: int) -> None:
     from tokenmill.files.tasks import validate_file  # the task module imports this one
 
@@ -143,7 +177,7 @@ def _enqueue_validation(file_pk: int) -> None:
 def file_delete(*, tenant: Organization, file: File) -> None:
     """Delete the row, then its bytes once the deletion is committed.
 
-    Fine-tuning jobs point at their files with on_delete=PROTECT; deleting a file
+    Fine-tuning jobs point at their files with on_delete=RESTRICT; deleting a file
     a job uses is refused with a 409 that names the jobs.
     """
     if file.tenant_id != tenant.pk:
@@ -151,9 +185,10 @@ def file_delete(*, tenant: Organization, file: File) -> None:
     try:
         with transaction.atomic():
             file.delete()
-    except ProtectedError as error:
+            stored_artifact_forget(tenant=tenant, key=storage.file_folder(file.public_id))
+    except RestrictedError as error:
         raise FileInUse(
-            _in_use_message(file, error.protected_objects), code="file_in_use", param="id"
+            _in_use_message(file, error.restricted_objects), code="file_in_use", param="id"
         ) from None
     store = storage.get_artifact_store()
     transaction.on_commit(partial(store.delete, storage.file_folder(file.public_id)))
@@ -183,14 +218,15 @@ def file_validate(*, tenant: Organization, file: File) -> str:
         return File.Status.PROCESSED
 
     model = tokenizer.default_tokenizer_model(tenant=tenant)
-    encoder = tokenizer.encoder_for(model)
+    count_tokens = tokenizer.context_counter(model)
     store = storage.get_artifact_store()
     normalized_key = storage.normalized_key(file.public_id)
     report = validate_dataset(
         store.path(file.storage_key),
-        count_tokens=encoder.count_tokens,
+        count_tokens=count_tokens,
         context_length=model.context_length,
         max_bytes=settings.FILE_MAX_BYTES,
+        max_line_bytes=settings.DATASET_MAX_LINE_BYTES,
         normalized_out=store.path(normalized_key),
     )
     status = File.Status.PROCESSED if report.ok else File.Status.ERROR
@@ -202,7 +238,9 @@ def file_validate(*, tenant: Organization, file: File) -> str:
         validation=report.to_dict(),
         normalized_key=normalized_key if report.ok else "",
     )
-    if not recorded and not File.objects.filter(pk=file.pk).exists():
+    if recorded:  # the normalized copy counts against the quota too
+        stored_artifact_measure(tenant=tenant, key=storage.file_folder(file.public_id))
+    elif not File.unscoped.filter(pk=file.pk).exists():
         store.delete(storage.file_folder(file.public_id))  # deleted while it was validated
     return status
 
@@ -211,6 +249,20 @@ def file_validation_crashed(*, tenant: Organization, file: File) -> bool:
     """Give up on a file whose validation failed for good: it is `error`, not `uploaded` forever."""
     return _record_outcome(
         tenant, file, status=File.Status.ERROR, status_details=VALIDATION_CRASHED
+    )
+
+
+def file_validation_abandoned(*, tenant: Organization, file: File, attempts: int) -> bool:
+    """Give up on a file whose validation kept killing its worker: `error`, saying why."""
+    return _record_outcome(
+        tenant,
+        file,
+        status=File.Status.ERROR,
+        status_details=(
+            f"Validation stopped: checking this file made the validation worker fail "
+            f"{plural(attempts, 'time')}, so it was not tried again. Look for very long lines "
+            "or examples, and contact support if it persists."
+        ),
     )
 
 

@@ -2,13 +2,13 @@
 
 import logging
 
-from celery import Task
 from django.db import InterfaceError, OperationalError
 
 from tokenmill.files import services
 from tokenmill.files.models import File
 from tokenmill.files.tokenizer import TokenizerUnavailable
 from workers.celery import app
+from workers.deliveries import BoundedDeliveriesTask, DeliveriesExhausted
 
 logger = logging.getLogger(__name__)
 
@@ -18,16 +18,22 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, TokenizerUnavaila
 
 
 def _load(file_id: int) -> File | None:
-    return File.objects.select_related("tenant").filter(pk=file_id).first()
+    return File.unscoped.select_related("tenant").filter(pk=file_id).first()
 
 
-class ValidateFileTask(Task):
+class ValidateFileTask(BoundedDeliveriesTask):
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         # Out of retries, or not retryable: say so on the file instead of leaving it pending.
         file_id = kwargs.get("file_id", args[0] if args else None)
         logger.error("validation of file %s failed for good: %r", file_id, exc)
         file = _load(file_id) if file_id is not None else None
-        if file is not None:
+        if file is None:
+            return
+        if isinstance(exc, DeliveriesExhausted):
+            services.file_validation_abandoned(
+                tenant=file.tenant, file=file, attempts=exc.deliveries - 1
+            )
+        else:
             services.file_validation_crashed(tenant=file.tenant, file=file)
 
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from tokenmill.files.dataset_io import NormalizedWriter, TextLines
+from tokenmill.api.json_text import unencodable_path
+from tokenmill.files.dataset_io import MAX_LINE_BYTES, NormalizedWriter, TextLines
 from tokenmill.files.example_rules import (
     DatasetFormat,
     check_chat,
@@ -60,6 +62,7 @@ def validate_dataset(
     context_length: int,
     max_errors: int = 100,
     max_bytes: int | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
     min_examples: int = MIN_EXAMPLES,
     normalized_out: Path | None = None,
 ) -> ValidationReport:
@@ -68,7 +71,8 @@ def validate_dataset(
     ``count_tokens`` receives each normalized example. The normalized file
     appears whole or not at all: it is written beside its target and renamed
     into place only when the dataset is valid; when it is not, ``normalized_out``
-    does not exist afterwards.
+    does not exist afterwards. A line longer than ``max_line_bytes`` is an error
+    and is never read whole, so memory stays bounded by that limit.
     """
     size = path.stat().st_size
     with NormalizedWriter(normalized_out) as writer:
@@ -86,14 +90,30 @@ def validate_dataset(
             builder.file_error("empty_file", "the file is empty")
         else:
             with path.open("rb") as raw:
-                _validate_stream(builder, raw, min_examples=min_examples)
+                _validate_stream(
+                    builder, raw, min_examples=min_examples, max_line_bytes=max_line_bytes
+                )
         report = builder.report()
         writer.finish(keep=report.ok)
     return report
 
 
-def _validate_stream(builder: ReportBuilder, raw: IO[bytes], *, min_examples: int) -> None:
-    lines = TextLines(raw, on_file_error=builder.file_error)
+def _validate_stream(
+    builder: ReportBuilder, raw: IO[bytes], *, min_examples: int, max_line_bytes: int
+) -> None:
+    def long_line(line_no: int) -> None:
+        builder.invalid_example(
+            line_no,
+            "line_too_long",
+            f"longer than {max_line_bytes} bytes, the most one line may hold",
+        )
+
+    lines = TextLines(
+        raw,
+        on_file_error=builder.file_error,
+        on_long_line=long_line,
+        max_line_bytes=max_line_bytes,
+    )
     texts = iter(lines)
     first = next((text for text in texts if text.strip()), None)
     if first is None:
@@ -113,7 +133,7 @@ def _validate_stream(builder: ReportBuilder, raw: IO[bytes], *, min_examples: in
             "the file is a JSON array; upload JSONL instead, with one JSON object per line",
         )
         return
-    elif not _validate_classification(builder, first_line, first, texts):
+    elif not _validate_classification(builder, first_line, first, texts, lines):
         return
 
     if lines.stopped:
@@ -193,6 +213,17 @@ def _parse_json_object(builder: ReportBuilder, line_no: int, text: str) -> dict[
             line_no, "not_an_object", f"expected a JSON object, got {json_type(value)}"
         )
         return None
+    # json.loads is already past any depth a real example has; only the text is checked here.
+    bad_text = unencodable_path(value, max_depth=sys.getrecursionlimit())
+    if bad_text is not None:
+        where = bad_text if len(bad_text) <= 60 else bad_text[:57] + "..."
+        builder.invalid_example(
+            line_no,
+            "invalid_unicode",
+            f'"{where}" holds a lone surrogate (an escape such as \\udfff without its pair), '
+            "which is not valid Unicode text",
+        )
+        return None
     return value
 
 
@@ -205,7 +236,7 @@ def _reject_constant(name: str) -> None:
 
 
 def _validate_classification(
-    builder: ReportBuilder, first_line: int, first: str, texts: Iterator[str]
+    builder: ReportBuilder, first_line: int, first: str, texts: Iterator[str], lines: TextLines
 ) -> bool:
     """A CSV file; False when its header is unusable and there is nothing more to check."""
     try:
@@ -250,6 +281,7 @@ def _validate_classification(
     _validate_rows(
         builder,
         texts,
+        lines,
         header_line=first_line,
         width=len(header),
         text_at=header.index("text"),
@@ -261,6 +293,7 @@ def _validate_classification(
 def _validate_rows(
     builder: ReportBuilder,
     texts: Iterator[str],
+    lines: TextLines,
     *,
     header_line: int,
     width: int,
@@ -268,26 +301,30 @@ def _validate_rows(
     label_at: int,
 ) -> None:
     row_text: list[str] = []  # the lines of the row being read, to recognize a JSON line
+    row_lines: list[int] = []  # their numbers (a skipped long line leaves a gap)
 
     def recorded() -> Iterator[str]:
         for text in texts:
             row_text.append(text)
+            row_lines.append(lines.line_no)
             yield text
 
     rows = csv.reader(recorded())
     lines_read = header_line
     while True:
-        start = lines_read + 1  # a quoted field may carry a row over several lines
         row_text.clear()
+        row_lines.clear()
         try:
             row = next(rows, None)
         except csv.Error as error:
             # The csv module cannot resume after a parse error, so this ends the file.
+            start = row_lines[0] if row_lines else lines_read + 1
             builder.invalid_example(start, "invalid_csv", f"invalid CSV ({error})")
             return
         if row is None:
             return
-        lines_read = header_line + rows.line_num
+        # A quoted field may carry a row over several lines.
+        start, lines_read = row_lines[0], row_lines[-1]
         if not row or (len(row) == 1 and not row[0].strip()):
             builder.line_error(start, "blank_line", BLANK_LINE)
         elif _is_json_object("".join(row_text)):

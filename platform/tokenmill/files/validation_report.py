@@ -109,11 +109,14 @@ class ReportBuilder:
             self.n_invalid_examples += 1
             return
         self.n_examples += 1
-        tokens = self.count_tokens(normalized)
+        # count_tokens may stop counting past the context (any larger number says "longer");
+        # the statistics count what trains, which is truncated to the context anyway.
+        counted = self.count_tokens(normalized)
+        tokens = min(counted, self.context_length)
         self._total_tokens += tokens
         self._min_tokens = tokens if self._min_tokens is None else min(self._min_tokens, tokens)
         self._max_tokens = tokens if self._max_tokens is None else max(self._max_tokens, tokens)
-        if tokens > self.context_length:
+        if counted > self.context_length:
             self._over_context.add(1, line)
         self._dropped_names.add(checked.dropped_names, line)
         for text in _texts(normalized):

@@ -15,6 +15,11 @@ def _send(name: str, *args, queue: str | None = None) -> None:
     app.signature(name, args=args).apply_async(**options)
 
 
+def job_folder_key(job_id: str) -> str:
+    """Everything of a job in the store: markers, every attempt's checkpoints and model."""
+    return protocol.job_prefix(job_id)
+
+
 def request_stop(job_id: str, attempt: int) -> None:
     get_artifact_store().write_bytes(protocol.cancel_marker_key(job_id, attempt), b"cancel")
 

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from tenants.ids import public_id
 from tenants.models import ApiKey, Organization
-from tenants.scoping import TenantOwnedQuerySet
+from tenants.scoping import TenantScopedManager, UnscopedManager
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
 
@@ -35,9 +35,11 @@ class FineTuningJob(models.Model):
         ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="+")
-    training_file = models.ForeignKey(File, on_delete=models.PROTECT, related_name="training_jobs")
+    # RESTRICT, not PROTECT: a file a job uses cannot be deleted on its own, but deleting
+    # the organization deletes both.
+    training_file = models.ForeignKey(File, on_delete=models.RESTRICT, related_name="training_jobs")
     validation_file = models.ForeignKey(
-        File, on_delete=models.PROTECT, null=True, blank=True, related_name="validation_jobs"
+        File, on_delete=models.RESTRICT, null=True, blank=True, related_name="validation_jobs"
     )
     suffix = models.CharField(max_length=64, blank=True)
     seed = models.PositiveIntegerField()
@@ -74,7 +76,8 @@ class FineTuningJob(models.Model):
     # When the reaper last asked for this job to be prepared (its trigger was lost).
     prepare_requested_at = models.DateTimeField(null=True, blank=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -114,7 +117,8 @@ class JobEvent(models.Model):
     attempt = models.PositiveIntegerField(null=True, blank=True)
     report_seq = models.PositiveIntegerField(null=True, blank=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -142,7 +146,8 @@ class JobCheckpoint(models.Model):
     artifact_key = models.CharField(max_length=500)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -169,7 +174,8 @@ class FineTunedModel(models.Model):
     artifact_key = models.CharField(max_length=500)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at"]

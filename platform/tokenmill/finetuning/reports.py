@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from gpu_inference import protocol
+from tokenmill.files.storage_usage import stored_artifact_measure
 from tokenmill.finetuning import control
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint, JobEvent
 from tokenmill.finetuning.services import event_add, mark_failed
@@ -59,7 +60,7 @@ def _metrics_message(data: dict) -> str:
 def _current(job_id: str, attempt: int):
     """The job, if `attempt` is the one it dispatched last; else None (a stale report)."""
     return (
-        FineTuningJob.objects.select_related("tenant", "base_model")
+        FineTuningJob.unscoped.select_related("tenant", "base_model")
         .filter(public_id=job_id, attempt=attempt, dispatched_at__isnull=False)
         .first()
     )
@@ -73,10 +74,12 @@ def record(report: protocol.Report) -> bool:
         return False
     kind, payload, at = report["kind"], report.get("payload") or {}, _at(report)
     if kind == Kind.OUTCOME:
-        return _record_outcome(job, attempt, payload, at)
+        recorded = _record_outcome(job, attempt, payload, at)
+        _measure_job_folder(job)
+        return recorded
     # Reports of the current attempt still count after its outcome was recorded: the
     # control queue runs them concurrently, so the last checkpoint may land after it.
-    current = FineTuningJob.objects.filter(pk=job.pk, attempt=attempt, released_at__isnull=True)
+    current = FineTuningJob.unscoped.filter(pk=job.pk, attempt=attempt, released_at__isnull=True)
     current.update(last_heartbeat_at=timezone.now())
     if kind == Kind.STARTED:
         _record_started(job, attempt, payload, at)
@@ -95,7 +98,7 @@ def record(report: protocol.Report) -> bool:
             current.update(estimated_finish=timezone.now() + timedelta(seconds=data["eta_seconds"]))
     elif kind == Kind.CHECKPOINT:
         step = int(payload["step"])
-        JobCheckpoint.objects.bulk_create(
+        JobCheckpoint.unscoped.bulk_create(
             [
                 JobCheckpoint(
                     tenant_id=job.tenant_id,
@@ -111,11 +114,17 @@ def record(report: protocol.Report) -> bool:
             ],
             ignore_conflicts=True,  # one checkpoint per step of an attempt: a redelivery adds none
         )
+        _measure_job_folder(job)
     return True
 
 
+def _measure_job_folder(job: FineTuningJob) -> None:
+    """Checkpoints and models count against the storage quota as they land (and go)."""
+    stored_artifact_measure(tenant=job.tenant, key=control.job_folder_key(job.public_id))
+
+
 def _event_once(job: FineTuningJob, report: protocol.Report, message: str, **fields) -> None:
-    JobEvent.objects.bulk_create(
+    JobEvent.unscoped.bulk_create(
         [
             JobEvent(
                 tenant_id=job.tenant_id,
@@ -135,16 +144,21 @@ def _event_once(job: FineTuningJob, report: protocol.Report, message: str, **fie
 
 def _record_started(job: FineTuningJob, attempt: int, payload: dict, at: datetime) -> None:
     with transaction.atomic():
-        started = FineTuningJob.objects.filter(
+        started = FineTuningJob.unscoped.filter(
             pk=job.pk, attempt=attempt, status=Status.QUEUED, released_at__isnull=True
         ).update(status=Status.RUNNING, started_at=at, worker=payload.get("worker", ""))
         if not started:
             return
         event_add(job, "Fine-tuning job started", at=at)
         # What earlier attempts left is dead: their checkpoints, metrics and folders.
-        JobCheckpoint.objects.filter(job=job, attempt__lt=attempt).delete()
-        JobEvent.objects.filter(job=job, type=JobEvent.Type.METRICS, attempt__lt=attempt).delete()
-        transaction.on_commit(lambda: control.delete_superseded_attempts(job.public_id, attempt))
+        JobCheckpoint.unscoped.filter(job=job, attempt__lt=attempt).delete()
+        JobEvent.unscoped.filter(job=job, type=JobEvent.Type.METRICS, attempt__lt=attempt).delete()
+
+        def delete_superseded() -> None:
+            control.delete_superseded_attempts(job.public_id, attempt)
+            _measure_job_folder(job)
+
+        transaction.on_commit(delete_superseded)
 
 
 def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetime) -> bool:
@@ -152,7 +166,7 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
     status = payload["status"]
     with transaction.atomic():
         job = (
-            FineTuningJob.objects.select_for_update()
+            FineTuningJob.unscoped.select_for_update()
             .select_related("tenant", "base_model")
             .get(pk=job.pk)
         )
@@ -160,7 +174,9 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
             return False  # superseded meanwhile, or this outcome was recorded already
         if job.status == Status.CANCELLED or status == protocol.Outcome.CANCELLED:
             # Cancelled by the user (even if training finished meanwhile): the worker has stopped.
-            FineTuningJob.objects.filter(pk=job.pk).update(status=Status.CANCELLED, released_at=now)
+            FineTuningJob.unscoped.filter(pk=job.pk).update(
+                status=Status.CANCELLED, released_at=now
+            )
         elif status == protocol.Outcome.SUCCEEDED:
             mark_succeeded(job, payload, at=at, now=now)
         else:
@@ -169,7 +185,7 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
                 payload.get("code", "internal_error"),
                 payload.get("message", "Training failed."),
             )
-            FineTuningJob.objects.filter(pk=job.pk).update(finished_at=at)
+            FineTuningJob.unscoped.filter(pk=job.pk).update(finished_at=at)
         transaction.on_commit(control.enqueue_dispatch)
     return True
 
@@ -177,7 +193,7 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
 def mark_succeeded(job: FineTuningJob, payload: dict, *, at: datetime, now: datetime) -> None:
     """The one place a job succeeds: its model is registered."""
     model_id = fine_tuned_model_id(job)
-    FineTuningJob.objects.filter(pk=job.pk).update(
+    FineTuningJob.unscoped.filter(pk=job.pk).update(
         status=Status.SUCCEEDED,
         trained_tokens=payload["trained_tokens"],
         fine_tuned_model=model_id,

@@ -37,7 +37,7 @@ def jobs_dispatch() -> list[int]:
     with transaction.atomic():
         # Lock the waiting jobs so two dispatchers cannot hand out the same slot.
         waiting = list(
-            FineTuningJob.objects.select_for_update(of=("self",))
+            FineTuningJob.unscoped.select_for_update(of=("self",))
             .filter(status=Status.QUEUED, dispatched_at__isnull=True)
             .filter(tenant__status=Organization.Status.ACTIVE)  # suspended tenants' jobs wait
             .select_related("tenant")
@@ -46,14 +46,14 @@ def jobs_dispatch() -> list[int]:
         if not waiting:
             return sent
         holding = dict(
-            FineTuningJob.objects.filter(_holding_slot())
+            FineTuningJob.unscoped.filter(_holding_slot())
             .values_list("tenant_id")
             .annotate(n=Count("id"))
             .values_list("tenant_id", "n")
         )
         tenant_ids = {job.tenant_id for job in waiting}
         last_served = dict(
-            FineTuningJob.objects.filter(tenant_id__in=tenant_ids, dispatched_at__isnull=False)
+            FineTuningJob.unscoped.filter(tenant_id__in=tenant_ids, dispatched_at__isnull=False)
             .values_list("tenant_id")
             .annotate(at=Max("dispatched_at"))
             .values_list("tenant_id", "at")
@@ -95,20 +95,20 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
     now = now or timezone.now()
     silent_since = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
     counts = {"requeued": 0, "failed": 0, "released": 0, "redispatched": 0}
-    lost = FineTuningJob.objects.filter(_holding_slot()).filter(
+    lost = FineTuningJob.unscoped.filter(_holding_slot()).filter(
         Q(status=Status.RUNNING, last_heartbeat_at__lt=silent_since)
         | Q(status=Status.CANCELLED, last_heartbeat_at__lt=silent_since)
         | Q(status=Status.CANCELLED, last_heartbeat_at__isnull=True, dispatched_at__lt=silent_since)
     )
     for job in lost:
         with transaction.atomic():
-            job = FineTuningJob.objects.select_for_update().get(pk=job.pk)
+            job = FineTuningJob.unscoped.select_for_update().get(pk=job.pk)
             heard_from = job.last_heartbeat_at and job.last_heartbeat_at >= silent_since
             if job.released_at is not None or heard_from:  # it spoke up since the query
                 continue
             made = job.attempt - job.attempt_base  # attempts since the last operator retry
             if job.status == Status.CANCELLED:
-                FineTuningJob.objects.filter(pk=job.pk).update(released_at=now)
+                FineTuningJob.unscoped.filter(pk=job.pk).update(released_at=now)
                 counts["released"] += 1
             elif made < settings.JOB_MAX_ATTEMPTS:
                 _requeue(job)
@@ -128,12 +128,12 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
                 counts["failed"] += 1
     # A message on the GPU queue that no worker started (lost with a broker or worker).
     unstarted = now - timedelta(seconds=settings.JOB_DISPATCH_TIMEOUT)
-    for job in FineTuningJob.objects.filter(
+    for job in FineTuningJob.unscoped.filter(
         status=Status.QUEUED, dispatched_at__lt=unstarted, released_at__isnull=True
     ):
         with transaction.atomic():
             still_unstarted = (
-                FineTuningJob.objects.select_for_update()
+                FineTuningJob.unscoped.select_for_update()
                 .filter(pk=job.pk, status=Status.QUEUED, dispatched_at__lt=unstarted)
                 .first()
             )
@@ -147,7 +147,7 @@ def _requeue(job: FineTuningJob) -> None:
     """Back to the queue as the next attempt: the old attempt's reports are refused from
     now on, and its worker, if it still runs, stands down at its next step."""
     attempt = job.attempt + 1
-    FineTuningJob.objects.filter(pk=job.pk).update(
+    FineTuningJob.unscoped.filter(pk=job.pk).update(
         status=Status.QUEUED,
         attempt=attempt,
         dispatched_at=None,
@@ -185,7 +185,7 @@ def jobs_prepare_stalled(*, now=None) -> dict[str, int]:
     grace = now - timedelta(seconds=settings.JOB_PREPARE_GRACE)
     counts = {"prepared_again": 0, "validation_timed_out": 0}
     stalled = (
-        FineTuningJob.objects.filter(status=Status.VALIDATING_FILES, created_at__lt=grace)
+        FineTuningJob.unscoped.filter(status=Status.VALIDATING_FILES, created_at__lt=grace)
         .filter(Q(prepare_requested_at__isnull=True) | Q(prepare_requested_at__lt=grace))
         .select_related("training_file", "validation_file")
         .order_by("created_at")[:STALLED_BATCH]
@@ -204,7 +204,7 @@ def jobs_prepare_stalled(*, now=None) -> dict[str, int]:
                 counts["validation_timed_out"] += 1
             continue
         claimed = (
-            FineTuningJob.objects.filter(pk=job.pk, status=Status.VALIDATING_FILES)
+            FineTuningJob.unscoped.filter(pk=job.pk, status=Status.VALIDATING_FILES)
             .filter(Q(prepare_requested_at__isnull=True) | Q(prepare_requested_at__lt=grace))
             .update(prepare_requested_at=now)
         )

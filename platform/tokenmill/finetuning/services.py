@@ -12,7 +12,9 @@ from tenants.errors import TenantError
 from tenants.models import Organization
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
+from tokenmill.files.services import storage_room_check
 from tokenmill.files.storage import get_artifact_store
+from tokenmill.files.storage_usage import stored_artifact_measure, stored_artifact_record
 from tokenmill.finetuning import control, job_spec
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobEvent
 from tokenmill.finetuning.params import JobRequest
@@ -82,6 +84,7 @@ def job_create(
     *, tenant: Organization, request: JobRequest, api_key_id: int | None = None
 ) -> FineTuningJob:
     base_model = fine_tunable_model(model_id=request.model)
+    storage_room_check(tenant=tenant)
     training_file = fine_tuning_file(
         tenant=tenant, file_id=request.training_file, param="training_file"
     )
@@ -105,6 +108,8 @@ def job_create(
             hyperparameters=request.hyperparameters,
         )
         event_add(job, f"Validating training file: {training_file.public_id}")
+        # Listed from the start, so deleting the organization deletes what the job writes.
+        stored_artifact_record(tenant=tenant, key=control.job_folder_key(job.public_id), size=0)
         # Files still being validated send the job on when they are done (the files
         # app's signal); trying now covers files that were validated already.
         transaction.on_commit(lambda: control.enqueue_prepare(job.pk))
@@ -130,7 +135,7 @@ def _queued_cap_check(tenant: Organization) -> None:
 
 def job_fail(*, job_id: int, code: str, message: str) -> None:
     """Fail a job that cannot go on (a task gave up on it); a finished job is left alone."""
-    job = FineTuningJob.objects.filter(pk=job_id).first()
+    job = FineTuningJob.unscoped.filter(pk=job_id).first()
     if job is not None:
         mark_failed(job, code, message)
 
@@ -138,7 +143,7 @@ def job_fail(*, job_id: int, code: str, message: str) -> None:
 def mark_failed(job: FineTuningJob, code: str, message: str, *, param: str | None = None) -> None:
     now = timezone.now()
     updated = (
-        FineTuningJob.objects.filter(pk=job.pk)
+        FineTuningJob.unscoped.filter(pk=job.pk)
         .exclude(status__in=FineTuningJob.TERMINAL)
         .update(
             status=Status.FAILED,
@@ -157,7 +162,7 @@ def job_prepare(*, job_id: int) -> str:
     Returns "waiting" while a file is still being validated (its validation's end
     sends the job here again), else the job's new status.
     """
-    job = FineTuningJob.objects.select_related(
+    job = FineTuningJob.unscoped.select_related(
         "training_file", "validation_file", "base_model"
     ).get(pk=job_id)
     if job.status != Status.VALIDATING_FILES:
@@ -203,14 +208,14 @@ def job_prepare(*, job_id: int) -> str:
         mark_failed(job, "invalid_hyperparameters", str(error), param="hyperparameters")
         return Status.FAILED
     estimated = resolved["n_epochs"] * stats["trained_tokens_per_epoch"]
-    updated = FineTuningJob.objects.filter(pk=job.pk, status=Status.VALIDATING_FILES).update(
+    updated = FineTuningJob.unscoped.filter(pk=job.pk, status=Status.VALIDATING_FILES).update(
         status=Status.QUEUED,
         resolved_hyperparameters=resolved,
         n_train_examples=stats["n_examples"],
         estimated_trained_tokens=estimated,
     )
     if not updated:  # cancelled meanwhile
-        return FineTuningJob.objects.get(pk=job.pk).status
+        return FineTuningJob.unscoped.get(pk=job.pk).status
     event_add(
         job,
         f"Files validated: {stats['n_examples']} examples, about {estimated:,} tokens to train "
@@ -251,7 +256,7 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
     """An operator's retry of a failed or cancelled job: it goes through the queue again,
     as a new attempt (the old one's cancel marker and reports cannot reach it)."""
     with transaction.atomic():
-        job = FineTuningJob.objects.select_for_update().get(pk=job.pk)
+        job = FineTuningJob.unscoped.select_for_update().get(pk=job.pk)
         if job.status not in (Status.FAILED, Status.CANCELLED) or job.released_at is None:
             raise TenantError(
                 f"Only failed or cancelled jobs that have stopped can be retried; {job.public_id} is {job.status}.",
@@ -274,5 +279,11 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
 def fine_tuned_model_delete(*, tenant: Organization, model: FineTunedModel) -> None:
     """The one place a fine-tuned model is deleted (with its artifact)."""
     artifact_key = model.artifact_key
+    job_folder = control.job_folder_key(model.job.public_id)
     FineTunedModel.objects.for_tenant(tenant).filter(pk=model.pk).delete()
-    transaction.on_commit(lambda: get_artifact_store().delete(artifact_key))
+
+    def delete_bytes() -> None:
+        get_artifact_store().delete(artifact_key)
+        stored_artifact_measure(tenant=tenant, key=job_folder)  # the quota counts what is left
+
+    transaction.on_commit(delete_bytes)

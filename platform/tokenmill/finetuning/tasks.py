@@ -8,7 +8,6 @@ and retrying would not fix it.
 import logging
 from pathlib import Path
 
-from celery import Task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
@@ -17,6 +16,7 @@ from gpu_inference import protocol, worker
 from gpu_inference.artifacts import ArtifactStore
 from tokenmill.finetuning import control, reports, scheduling, services
 from workers.celery import app
+from workers.deliveries import BoundedDeliveriesTask
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionErr
 PREPARE_TRANSIENT_ERRORS = (*TRANSIENT_ERRORS, OSError)
 
 
-class PrepareJobTask(Task):
+class PrepareJobTask(BoundedDeliveriesTask):
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         # Out of retries, or not retryable: the job says so instead of validating forever.
         job_pk = kwargs.get("job_pk", args[0] if args else None)

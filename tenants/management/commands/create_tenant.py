@@ -1,11 +1,24 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from tenants import services
 from tenants.errors import TenantError
 from tenants.models import User
+
+
+def _owner(email: str, password: str | None) -> tuple[User, bool]:
+    """The user with this address, created if there is none; the database decides, so
+    a concurrent sign-up with the same address makes this one the owner, not an error."""
+    user = User.objects.filter(email__iexact=email).first()
+    if user is not None:
+        return user, False
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(email, password), True
+    except IntegrityError:
+        return User.objects.get(email__iexact=email), False
 
 
 class Command(BaseCommand):
@@ -28,10 +41,7 @@ class Command(BaseCommand):
             raise CommandError(f"{owner!r} is not an e-mail address.") from None
         try:
             with transaction.atomic():
-                user = User.objects.filter(email__iexact=owner).first()
-                created_user = user is None
-                if created_user:
-                    user = User.objects.create_user(owner, password)
+                user, created_user = _owner(owner, password)
                 organization = services.organization_create(
                     name=name or slug, slug=slug, owner=user
                 )

@@ -1,23 +1,64 @@
 """Start the whole platform in one terminal: web (ASGI), workers and beat.
 
-Ctrl-C stops everything; if one process dies, the others are stopped too, so a
-half-running platform never pretends to be up.
+The processes are one table (`platform_children`): a name, a command and, for a
+Celery worker, the node name its probe goes to. A supervisor (workers/supervisor.py)
+starts each one again when it exits or, for a worker, when it stops consuming its
+probe queue; a process that keeps dying stops the platform, so a half-running
+platform never pretends to be up. Ctrl-C stops everything.
 """
 
 import os
 import signal
+import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from workers.supervisor import Child, GaveUp, Supervisor
+
+
+def platform_children(*, host: str, port: int) -> list[Child]:
+    python = sys.executable
+    celery = [python, "-m", "celery", "-A", "workers.celery"]
+    hostname = socket.gethostname()
+
+    def worker(name: str, queues: str, concurrency: int) -> Child:
+        node = f"{name}@{hostname}"
+        argv = [*celery, "worker", "-Q", queues, "-c", str(concurrency), "-n", node]
+        return Child(f"worker-{name}", argv, worker_node=node)
+
+    schedule = Path(settings.VAR_DIR) / "celerybeat-schedule"
+    return [
+        Child(
+            "web",
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "tokenmill.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            health_url=f"http://{host}:{port}/v1/models",  # any answer, a 401 too
+        ),
+        # Validation and preparation; reports and the reaper have a worker of their own
+        # (control), so they never wait behind a long validation.
+        worker("default", "default", 2),
+        worker("control", "control", 2),
+        worker("gpu", "gpu", 1),  # one training job at a time
+        Child("beat", [*celery, "beat", "-l", "INFO", "-s", str(schedule)]),
+    ]
 
 
 class Command(BaseCommand):
-    help = "Migrate, then run web, the default and gpu workers, and beat until Ctrl-C."
+    help = "Migrate, then run web, the default, control and gpu workers, and beat until Ctrl-C."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
@@ -25,6 +66,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-migrate", action="store_true")
 
     def handle(self, *args, host, port, no_migrate, **options):
+        from workers.celery import app
+
         root = Path(settings.BASE_DIR)
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
@@ -41,39 +84,16 @@ class Command(BaseCommand):
             ),
             "DJANGO_SETTINGS_MODULE": "tokenmill.settings",
         }
-        python = sys.executable
-        celery = [python, "-m", "celery", "-A", "workers.celery"]
-        var = Path(settings.VAR_DIR)
-        processes = {
-            "web": [
-                python,
-                "-m",
-                "uvicorn",
-                "tokenmill.asgi:application",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            # default and control share a worker; the gpu queue gets its own, one job at a time.
-            "worker-default": [
-                *celery,
-                "worker",
-                "-Q",
-                "default,control",
-                "-c",
-                "2",
-                "-n",
-                "default@%h",
-            ],
-            "worker-gpu": [*celery, "worker", "-Q", "gpu", "-c", "1", "-n", "gpu@%h"],
-            "beat": [*celery, "beat", "-l", "INFO", "-s", str(var / "celerybeat-schedule")],
-        }
-        children = {
-            name: subprocess.Popen(cmd, cwd=root, env=env)  # noqa: S603 - our own fixed argv
-            for name, cmd in processes.items()
-        }
+        supervisor = Supervisor(
+            platform_children(host=host, port=port),
+            cwd=root,
+            env=env,
+            app=app,
+            probe_every=settings.WORKER_PROBE_SECONDS,
+            probe_timeout=settings.WORKER_PROBE_TIMEOUT,
+            report=lambda line: self.stderr.write(line),
+        )
+        supervisor.start()
         url = f"http://{host}:{port}"
         self.stdout.write(
             self.style.SUCCESS(f"\nTokenmill is starting on {url}\n")
@@ -93,24 +113,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        exit_code = 0
-        while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    self.stderr.write(
-                        f"{name} exited with code {child.returncode}; stopping the platform."
-                    )
-                    exit_code, stopping = 1, True
-                    break
-            time.sleep(0.5)
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in children.values():
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if exit_code:
-            raise SystemExit(exit_code)
+        try:
+            supervisor.run(should_stop=lambda: stopping)
+        except GaveUp as error:
+            raise CommandError(str(error)) from None
+        finally:
+            supervisor.stop()

@@ -8,16 +8,16 @@ def number_existing_attempts(apps, schema_editor):
     checkpoints belong to the job's current attempt."""
     Job = apps.get_model("finetuning", "FineTuningJob")
     Checkpoint = apps.get_model("finetuning", "JobCheckpoint")
-    Job.objects.filter(attempt=0).update(attempt=1)
+    Job._default_manager.filter(attempt=0).update(attempt=1)
     for job_id, attempt in (
-        Job.objects.filter(checkpoints__isnull=False).values_list("pk", "attempt").distinct()
+        Job._default_manager.filter(checkpoints__isnull=False).values_list("pk", "attempt").distinct()
     ):
-        Checkpoint.objects.filter(job_id=job_id).update(attempt=attempt)
+        Checkpoint._default_manager.filter(job_id=job_id).update(attempt=attempt)
 
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("finetuning", "0001_initial"),
+        ("finetuning", "0003_files_restrict_organization_deletion"),
         ("tenants", "0002_quotas"),
     ]
 
@@ -66,8 +66,8 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.AddIndex(
-            model_name='finetuningjob',
-            index=models.Index(fields=['tenant', 'dispatched_at'], name='ft_job_tenant_dispatched'),
+            model_name="finetuningjob",
+            index=models.Index(fields=["tenant", "dispatched_at"], name="ft_job_tenant_dispatched"),
         ),
         migrations.RunPython(number_existing_attempts, migrations.RunPython.noop),
     ]
