@@ -45,17 +45,57 @@ used for 7B models (LoRA 2e-4, full 1e-5), and clamped beyond both.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 AUTO = "auto"
 METHODS = ("lora", "full")
 
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One hyperparameter a request may set: the single source of its name, type and
+    bounds for the API's checks, its OpenAPI schema, the dashboard and this resolver."""
+
+    name: str  # as a request (and OpenAI) names it
+    key: str  # as the resolver and the job spec name it
+    kind: type
+    low: float
+    high: float
+    description: str
+    lora_only: bool = False
+    extension: bool = False  # ours, not OpenAI's
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+
 # Bounds a request may ask for; "auto" always resolves inside them.
-N_EPOCHS_RANGE = (1, 50)
-BATCH_SIZE_RANGE = (1, 256)
-LEARNING_RATE_MULTIPLIER_RANGE = (0.01, 10.0)
-LORA_R_RANGE = (1, 256)
-LORA_ALPHA_RANGE = (1, 1024)
+REQUESTABLE = (
+    Hyperparameter("n_epochs", "n_epochs", int, 1, 50, "passes over the training file"),
+    Hyperparameter("batch_size", "batch_size", int, 1, 256, "examples per training step"),
+    Hyperparameter(
+        "learning_rate_multiplier",
+        "learning_rate_multiplier",
+        float,
+        0.01,
+        10.0,
+        "multiplies the automatic learning rate",
+    ),
+    Hyperparameter("lora_rank", "lora_r", int, 1, 256, "LoRA rank", lora_only=True, extension=True),
+    Hyperparameter(
+        "lora_alpha", "lora_alpha", float, 1, 1024, "LoRA alpha", lora_only=True, extension=True
+    ),
+)
+BY_NAME = {hyperparameter.name: hyperparameter for hyperparameter in REQUESTABLE}
+BY_KEY = {hyperparameter.key: hyperparameter for hyperparameter in REQUESTABLE}
+
+
+def from_request(requested: dict[str, Any]) -> dict[str, Any]:
+    """A request's hyperparameters (by request name) as the resolver takes them (by key)."""
+    return {h.key: requested.get(h.name, AUTO) for h in REQUESTABLE}
+
 
 # Auto epochs: small sets are passed over until about TARGET_EXAMPLES examples were
 # trained, bigger ones DEFAULT_EPOCHS times (see the measurements above).
@@ -77,7 +117,7 @@ DEMO_MODEL_PARAMETERS = 658_048
 LORA_RATE_ANCHORS = ((DEMO_MODEL_PARAMETERS, 5e-3), (7e9, 2e-4))
 FULL_RATE_ANCHORS = ((DEMO_MODEL_PARAMETERS, 1e-3), (7e9, 1e-5))
 
-KNOWN_KEYS = {"n_epochs", "batch_size", "learning_rate_multiplier", "lora_r", "lora_alpha"}
+KNOWN_KEYS = set(BY_KEY)
 
 
 class InvalidHyperparameter(ValueError):
@@ -105,14 +145,16 @@ def resolve_hyperparameters(
     if method == "full":
         # "auto" LoRA fields are harmless (a form may send every field); numbers are a mistake.
         unknown |= {
-            key for key in ("lora_r", "lora_alpha") if requested.get(key, AUTO) not in (AUTO, None)
+            h.key
+            for h in REQUESTABLE
+            if h.lora_only and requested.get(h.key, AUTO) not in (AUTO, None)
         }
     if unknown:
         raise InvalidHyperparameter(sorted(unknown)[0], "is not a hyperparameter of this method")
 
-    n_epochs = _integer(requested, "n_epochs", N_EPOCHS_RANGE)
-    batch_size = _integer(requested, "batch_size", BATCH_SIZE_RANGE)
-    multiplier = _number(requested, "learning_rate_multiplier", LEARNING_RATE_MULTIPLIER_RANGE)
+    n_epochs = _integer(requested, "n_epochs")
+    batch_size = _integer(requested, "batch_size")
+    multiplier = _number(requested, "learning_rate_multiplier")
     resolved: dict[str, Any] = {
         "n_epochs": n_epochs if n_epochs is not None else auto_epochs(n_examples),
         "batch_size": (
@@ -125,8 +167,8 @@ def resolve_hyperparameters(
     resolved["learning_rate_multiplier"] = multiplier
     resolved["learning_rate"] = base_learning_rate(n_params, method=method) * multiplier
     if method == "lora":
-        lora_r = _integer(requested, "lora_r", LORA_R_RANGE)
-        lora_alpha = _number(requested, "lora_alpha", LORA_ALPHA_RANGE)
+        lora_r = _integer(requested, "lora_r")
+        lora_alpha = _number(requested, "lora_alpha")
         resolved["lora_r"] = lora_r if lora_r is not None else DEFAULT_LORA_R
         # alpha/r scales the adapter's output; keep the measured 2:1 when only r is chosen.
         resolved["lora_alpha"] = lora_alpha if lora_alpha is not None else 2 * resolved["lora_r"]
@@ -164,23 +206,23 @@ def _power_of_two(value: float) -> int:
     return 1 << max(0, round(math.log2(max(value, 1.0))))
 
 
-def _integer(requested: dict[str, Any], field: str, bounds: tuple[int, int]) -> int | None:
+def _integer(requested: dict[str, Any], field: str) -> int | None:
     value = requested.get(field, AUTO)
     if value == AUTO or value is None:
         return None
     # JSON gives 3.0 for some clients; a whole float is fine, 2.5 epochs is not.
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise InvalidHyperparameter(field, f"must be 'auto' or an integer, got {value!r}")
-    return int(_within(field, value, bounds))
+    return int(_within(field, value, BY_KEY[field].bounds))
 
 
-def _number(requested: dict[str, Any], field: str, bounds: tuple[float, float]) -> float | None:
+def _number(requested: dict[str, Any], field: str) -> float | None:
     value = requested.get(field, AUTO)
     if value == AUTO or value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise InvalidHyperparameter(field, f"must be 'auto' or a number, got {value!r}")
-    return float(_within(field, value, bounds))
+    return float(_within(field, value, BY_KEY[field].bounds))
 
 
 def _within(field: str, value: float, bounds: tuple[float, float]) -> float:

@@ -193,7 +193,7 @@ class _Trainer:
         self.reporter.event(
             "info",
             f"Training finished: {self.trained_tokens} tokens trained",
-            {"trained_tokens": self.trained_tokens, "output_dir": str(final_dir)},
+            {"trained_tokens": self.trained_tokens},
         )
         return {
             "trained_tokens": self.trained_tokens,
@@ -204,11 +204,13 @@ class _Trainer:
     def _load_data(self) -> tuple[list[Encoded], list[Encoded]]:
         spec = self.spec
         if not (spec.base_model_path / "config.json").is_file():
-            raise TrainingError("base_model_not_found", f"no model at {spec.base_model_path}")
+            raise TrainingError("base_model_not_found", "the base model is not installed")
         try:
             encoder = ExampleEncoder(spec.base_model_path, context_length=spec.context_length)
         except (FileNotFoundError, ValueError) as exc:
-            raise TrainingError("base_model_not_found", str(exc)) from exc
+            raise TrainingError(
+                "base_model_not_found", "the base model's tokenizer cannot be loaded"
+            ) from exc
         train = self._load(spec.training_file, encoder, "training")
         validation = (
             self._load(spec.validation_file, encoder, "validation") if spec.validation_file else []
@@ -306,9 +308,7 @@ class _Trainer:
                 str(self.spec.base_model_path), dtype=torch.float32
             )
         except (OSError, ValueError) as exc:
-            raise TrainingError(
-                "base_model_not_found", f"cannot load the base model: {exc}"
-            ) from exc
+            raise TrainingError("base_model_not_found", "the base model cannot be loaded") from exc
         if self.spec.method == "lora":
             from peft import LoraConfig, get_peft_model
 

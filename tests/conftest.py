@@ -99,6 +99,8 @@ def _celery_mode(request):
     from workers.celery import app
 
     eager = request.node.get_closest_marker("worker") is None
+    # Tasks are sent by name; running them in-process needs them registered, as a worker has.
+    app.loader.import_default_modules()
     app.conf.task_always_eager = eager
     app.conf.task_eager_propagates = eager
     yield

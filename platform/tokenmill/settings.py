@@ -230,6 +230,13 @@ JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 60, minimum=2)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 JOB_DISPATCH_TIMEOUT = env_int("JOB_DISPATCH_TIMEOUT", 600, minimum=10)
 JOB_REAPER_SECONDS = env_int("JOB_REAPER_SECONDS", 10, minimum=1)
+# Jobs an organization may have waiting (validating files or queued, not yet running).
+MAX_QUEUED_JOBS = env_int("MAX_QUEUED_JOBS", 100, minimum=1)
+# A job is prepared when its files' validation ends; the reaper prepares one whose
+# trigger was lost after JOB_PREPARE_GRACE seconds, and fails one whose files are
+# still unvalidated after JOB_FILE_VALIDATION_TIMEOUT seconds.
+JOB_PREPARE_GRACE = env_int("JOB_PREPARE_GRACE", 60, minimum=1)
+JOB_FILE_VALIDATION_TIMEOUT = env_int("JOB_FILE_VALIDATION_TIMEOUT", 1800, minimum=60)
 # The training entry point GPU workers call (tests point it at a fake trainer).
 TRAINER = env_str("TRAINER", "gpu_inference.training:run_training").replace(":", ".")
 

@@ -4,14 +4,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tokenmill.api import organization
 from tokenmill.api.errors import api_not_found, api_server_error
-from tokenmill.catalog import api as catalog_api
 from tokenmill.dashboard.views import errors as dashboard_errors
 from tokenmill.files import api as files_api
 from tokenmill.finetuning import api as finetuning_api
+from tokenmill.finetuning import models_api
 
 openai_api = [
-    path("models", catalog_api.ModelListView.as_view(), name="models"),
-    path("models/<str:model_id>", catalog_api.ModelDetailView.as_view(), name="model"),
+    path("models", models_api.ModelListView.as_view(), name="models"),
+    path("models/<str:model_id>", models_api.ModelDetailView.as_view(), name="model"),
     path("files", files_api.FileListView.as_view(), name="files"),
     path("files/<str:object_id>", files_api.FileDetailView.as_view(), name="file"),
     path("files/<str:object_id>/content", files_api.FileContentView.as_view(), name="file-content"),

@@ -219,6 +219,7 @@ def running_job_with_metrics(tenant, *, steps: int, total_steps: int):
         estimated_trained_tokens=41_472,
         created_at=started - timedelta(seconds=5),
         started_at=started,
+        dispatched_at=started,
         estimated_finish=timezone.now() + timedelta(seconds=total_steps - steps),
     )
     for step in range(1, steps + 1):
@@ -245,16 +246,24 @@ def record_step(job, step: int, *, total_steps: int, at=None) -> None:
         "eta_seconds": float(total_steps - step),
     }
     reports.record(
-        job_id=job.public_id,
-        attempt=job.attempt,
-        kind="metrics",
-        payload={"data": data, "at": at.timestamp()},
+        {
+            "job_id": job.public_id,
+            "attempt": job.attempt,
+            "seq": 2 * step,
+            "kind": "metrics",
+            "at": at.timestamp(),
+            "payload": {"data": data},
+        }
     )
     if step % 16 == 0:
         valid = {"kind": "epoch", "epoch": step // 16, "step": step, "valid_loss": loss + 0.12}
         reports.record(
-            job_id=job.public_id,
-            attempt=job.attempt,
-            kind="metrics",
-            payload={"data": valid, "at": at.timestamp() + 0.5},
+            {
+                "job_id": job.public_id,
+                "attempt": job.attempt,
+                "seq": 2 * step + 1,
+                "kind": "metrics",
+                "at": at.timestamp() + 0.5,
+                "payload": {"data": valid},
+            }
         )

@@ -1,37 +1,14 @@
 """Dispatch: GPU slots are shared fairly between organizations, within their limits,
 and reports from a superseded attempt never touch the job."""
 
-import pytest
-
-from tests.finetuning.conftest import make_training_file
-from tokenmill.finetuning import control, reports, services
+from tests.finetuning.conftest import lost, make_training_file, queued_job, report
+from tokenmill.catalog.models import BaseModel
+from tokenmill.finetuning import scheduling
 from tokenmill.finetuning.models import FineTuningJob
-from tokenmill.finetuning.params import JobRequest
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """The specs handed to the GPU queue, instead of a broker."""
-    specs: list[dict] = []
-    monkeypatch.setattr(control, "enqueue_train", specs.append)
-    return specs
-
-
-def queued_job(tenant) -> FineTuningJob:
-    file = make_training_file(tenant)
-    job = services.job_create(
-        tenant=tenant, request=JobRequest(model="tiny-chat", training_file=file.public_id)
-    )
-    services.job_prepare(job_id=job.pk)
-    job.refresh_from_db()
-    assert job.status == "queued"
-    return job
 
 
 def finish(job: FineTuningJob) -> None:
-    reports.record(
-        job_id=job.public_id, attempt=job.attempt, kind="outcome", payload={"status": "cancelled"}
-    )
+    report(job, "outcome", {"status": "cancelled"}, seq=99)
 
 
 def test_one_tenants_backlog_cannot_starve_another(
@@ -43,14 +20,14 @@ def test_one_tenants_backlog_cannot_starve_another(
     globex_job = queued_job(globex)  # ...globex's one job arrives last
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     # One slot each: globex does not wait behind acme's backlog.
     assert [spec["job_id"] for spec in sent] == [acme_jobs[0].public_id, globex_job.public_id]
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.jobs_dispatch() == []  # no free slot
+        assert scheduling.jobs_dispatch() == []  # no free slot
         finish(FineTuningJob.unscoped.get(pk=acme_jobs[0].pk))
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     assert sent[-1]["job_id"] == acme_jobs[1].public_id
 
 
@@ -62,7 +39,7 @@ def test_an_organization_never_exceeds_its_concurrent_job_limit(
     acme.save()
     jobs = [queued_job(acme) for _ in range(3)]
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     assert [spec["job_id"] for spec in sent] == [jobs[0].public_id]
     assert FineTuningJob.unscoped.filter(dispatched_at__isnull=True, status="queued").count() == 2
 
@@ -72,7 +49,7 @@ def test_the_spec_is_self_contained(
 ):
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     [spec] = sent
     assert spec["job_id"] == job.public_id and spec["attempt"] == 1
     assert spec["training_file"] == job.training_file.normalized_key
@@ -89,26 +66,29 @@ def test_the_spec_is_self_contained(
 
 
 def test_reports_of_a_superseded_attempt_are_ignored(
-    acme, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+    acme, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
 ):
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     job.refresh_from_db()
-    assert reports.record(job_id=job.public_id, attempt=1, kind="started", payload={"worker": "a"})
-    # The reaper requeued it and attempt 2 was dispatched...
-    FineTuningJob.unscoped.filter(pk=job.pk).update(status="queued", dispatched_at=None)
+    assert report(job, "started", {"worker": "a"}, attempt=1)
+    # The worker went silent: the reaper requeued the job and attempt 2 was dispatched...
+    lost(job, settings)
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        assert scheduling.requeue_or_fail_lost_jobs()["requeued"] == 1
+        scheduling.jobs_dispatch()
     # ...so the old worker's late outcome changes nothing.
-    assert not reports.record(
-        job_id=job.public_id,
+    assert not report(
+        job,
+        "outcome",
+        {"status": "succeeded", "trained_tokens": 1, "output": "x"},
         attempt=1,
-        kind="outcome",
-        payload={"status": "succeeded", "trained_tokens": 1, "output": "x"},
+        seq=9,
     )
     job.refresh_from_db()
     assert (job.status, job.attempt, job.fine_tuned_model) == ("queued", 2, None)
+    assert sent[-1]["attempt"] == 2
 
 
 def test_a_suspended_organizations_jobs_wait(
@@ -119,8 +99,64 @@ def test_a_suspended_organizations_jobs_wait(
     job = queued_job(acme)
     tenant_services.organization_set_status(tenant=acme, status="suspended")
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.jobs_dispatch() == []
+        assert scheduling.jobs_dispatch() == []
     tenant_services.organization_set_status(tenant=acme, status="active")
     with django_capture_on_commit_callbacks(execute=True):
-        services.jobs_dispatch()
+        scheduling.jobs_dispatch()
     assert [spec["job_id"] for spec in sent] == [job.public_id]
+
+
+def waiting_jobs(tenant, file, n: int) -> list[FineTuningJob]:
+    """`n` prepared jobs, made directly: the dispatcher is what is under test."""
+    return [
+        FineTuningJob.objects.create(
+            tenant=tenant,
+            base_model=file_model(),
+            training_file=file,
+            seed=1,
+            status="queued",
+            resolved_hyperparameters={"n_epochs": 1, "batch_size": 4, "learning_rate": 0.005},
+        )
+        for _ in range(n)
+    ]
+
+
+def file_model() -> BaseModel:
+    return BaseModel.objects.get(model_id="tiny-chat")
+
+
+def test_sixty_jobs_of_one_tenant_take_turns_with_another_tenants_one(
+    acme, globex, settings, artifact_root, sent, django_capture_on_commit_callbacks
+):
+    settings.GPU_WORKER_SLOTS = 1
+    acme_jobs = waiting_jobs(acme, make_training_file(acme), 60)
+    [globex_job] = waiting_jobs(globex, make_training_file(globex), 1)  # posted after all 60
+    order = []
+    for _ in range(5):
+        with django_capture_on_commit_callbacks(execute=True):
+            [dispatched_pk] = scheduling.jobs_dispatch()
+        order.append(dispatched_pk)
+        finish(FineTuningJob.unscoped.get(pk=dispatched_pk))
+    assert order == [
+        acme_jobs[0].pk,
+        globex_job.pk,  # second, not 61st
+        acme_jobs[1].pk,
+        acme_jobs[2].pk,
+        acme_jobs[3].pk,
+    ]
+    assert [spec["job_id"] for spec in sent][:2] == [acme_jobs[0].public_id, globex_job.public_id]
+
+
+def test_the_tenant_served_longest_ago_goes_first(
+    acme, globex, settings, artifact_root, sent, django_capture_on_commit_callbacks
+):
+    settings.GPU_WORKER_SLOTS = 1
+    a = waiting_jobs(acme, make_training_file(acme), 3)
+    g = waiting_jobs(globex, make_training_file(globex), 3)
+    order = []
+    for _ in range(6):
+        with django_capture_on_commit_callbacks(execute=True):
+            [pk] = scheduling.jobs_dispatch()
+        order.append(pk)
+        finish(FineTuningJob.unscoped.get(pk=pk))
+    assert order == [a[0].pk, g[0].pk, a[1].pk, g[1].pk, a[2].pk, g[2].pk]

@@ -326,7 +326,7 @@ def test_retrying_a_cancelled_job_is_not_stopped_by_the_old_cancel(
     ]
     job = FineTuningJob.unscoped.get(public_id=job_id)
     assert job.status == "failed"
-    control.request_stop(job_id)  # the marker a cancelled running attempt leaves behind
+    control.request_stop(job_id, job.attempt)  # what cancelling the running attempt leaves
     fake_trainer.setenv("FAKE_TRAINER_MODE", "ok")
     run_commits(lambda: services.job_retry(job=job))
     job.refresh_from_db()
@@ -340,3 +340,27 @@ def test_a_model_closed_to_fine_tuning_is_refused(alice_api, training_file):
     error = create(alice_api, training_file=training_file.public_id).json()["error"]
     assert (error["param"], error["code"]) == ("model", "model_not_fine_tunable")
     assert error["message"] == "The model 'tiny-chat' cannot be fine-tuned."
+
+
+def test_an_organization_may_have_only_so_many_jobs_waiting(
+    alice_api, charlie_api, training_file, settings, globex
+):
+    settings.MAX_QUEUED_JOBS = 2
+    first = create(alice_api, training_file=training_file.public_id).json()["id"]
+    create(alice_api, training_file=training_file.public_id)
+    refused = create(alice_api, training_file=training_file.public_id)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        "message": "Your organization already has 2 fine-tuning jobs waiting to run, the most "
+        "allowed is 2; wait for some to start or cancel some.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "too_many_queued_jobs",
+    }
+    assert FineTuningJob.unscoped.filter(tenant__slug="acme").count() == 2  # nothing half-made
+    # Another organization is not held back by acme's queue...
+    other = make_training_file(globex)
+    assert create(charlie_api, training_file=other.public_id).status_code == 200
+    # ...and a cancelled job makes room again.
+    alice_api.post(f"/v1/fine_tuning/jobs/{first}/cancel")
+    assert create(alice_api, training_file=training_file.public_id).status_code == 200

@@ -13,7 +13,7 @@ import pytest
 
 from tests.finetuning.conftest import FAKE_TRAINER, make_training_file
 from tests.processes import Fleet
-from tokenmill.finetuning import services
+from tokenmill.finetuning import scheduling
 from tokenmill.finetuning.models import FineTuningJob
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -85,13 +85,13 @@ def test_a_killed_worker_does_not_leave_the_job_running(fleet, alice_api, acme, 
 
     settings.JOB_HEARTBEAT_TIMEOUT = 2
     time.sleep(3)
-    counts = services.requeue_or_fail_lost_jobs()  # what beat's finetuning.reap runs
+    counts = scheduling.requeue_or_fail_lost_jobs()  # what beat's finetuning.reap runs
     assert counts["requeued"] == 1
     job = job_status(job_id)
     assert job.status == "queued"
     assert "stopped responding; the job is queued again (attempt 2 of 3)" in messages(job_id)[-1]
 
-    services.jobs_dispatch()
+    scheduling.jobs_dispatch()
     fleet.gpu()
     job = wait_for(
         lambda: (j := job_status(job_id)).released_at and j, what="the retried job to finish"
@@ -112,7 +112,7 @@ def test_the_reaper_fails_a_job_after_its_last_attempt(
     )
     settings.JOB_HEARTBEAT_TIMEOUT = 2
     time.sleep(2.1)
-    assert services.requeue_or_fail_lost_jobs()["failed"] == 1
+    assert scheduling.requeue_or_fail_lost_jobs()["failed"] == 1
     job = job_status(job_id)
     assert job.status == "failed"
     assert job.error["code"] == "worker_lost"

@@ -18,7 +18,7 @@ from django.utils import timezone
 from gpu_inference.artifacts import ArtifactTooLarge
 from tenants.errors import TenantError, TenantScopeError
 from tenants.models import Organization
-from tokenmill.files import selectors, storage, tokenizer
+from tokenmill.files import selectors, signals, storage, tokenizer
 from tokenmill.files.models import File
 from tokenmill.files.storage_usage import (
     stored_artifact_forget,
@@ -280,4 +280,14 @@ def _record_outcome(tenant: Organization, file: File, *, status: str, **fields: 
         .filter(pk=file.pk, status=File.Status.UPLOADED)
         .update(status=status, processed_at=timezone.now(), **fields)
     )
+    if updated:
+        transaction.on_commit(
+            partial(
+                signals.validation_finished.send,
+                sender=File,
+                tenant=tenant,
+                file_id=file.pk,
+                status=status,
+            )
+        )
     return updated == 1

@@ -1,62 +1,53 @@
-"""Messages between the platform and GPU workers.
+"""The platform's side of the GPU protocol (gpu_inference.protocol): markers and sends.
 
-GPU workers need only the broker and the artifact store. The platform sends them a
-self-contained job spec on the `gpu` queue; they answer with report tasks on the
-`control` queue. Stopping a job is a marker in the artifact store that the worker
-checks between steps: it also tells a worker whose attempt was superseded (after a
-requeue) to stand down.
+Tasks are sent by name, so nothing here imports the tasks module; the GPU workers
+answer with reports that tasks.record_report hands to reports.record.
 """
 
+from gpu_inference import protocol
 from tokenmill.files.storage import get_artifact_store
+from workers.celery import app
+
+
+def _send(name: str, *args, queue: str | None = None) -> None:
+    # A signature by name runs the registered task (eagerly in tests) or sends it.
+    options = {"queue": queue, "routing_key": queue} if queue else {}
+    app.signature(name, args=args).apply_async(**options)
 
 
 def job_folder_key(job_id: str) -> str:
     """Everything of a job in the store: markers, every attempt's checkpoints and model."""
-    return f"jobs/{job_id}"
+    return protocol.job_prefix(job_id)
 
 
-def cancel_marker_key(job_id: str) -> str:
-    return f"jobs/{job_id}/control/cancel"
-
-
-def attempt_marker_key(job_id: str) -> str:
-    return f"jobs/{job_id}/control/attempt"
-
-
-def request_stop(job_id: str) -> None:
-    get_artifact_store().write_bytes(cancel_marker_key(job_id), b"cancel")
-
-
-def clear_stop(job_id: str) -> None:
-    get_artifact_store().delete(cancel_marker_key(job_id))
+def request_stop(job_id: str, attempt: int) -> None:
+    get_artifact_store().write_bytes(protocol.cancel_marker_key(job_id, attempt), b"cancel")
 
 
 def mark_current_attempt(job_id: str, attempt: int) -> None:
-    get_artifact_store().write_bytes(attempt_marker_key(job_id), str(attempt).encode())
+    """A worker still running an older attempt stands down at its next step."""
+    get_artifact_store().write_bytes(protocol.attempt_marker_key(job_id), str(attempt).encode())
+
+
+def delete_superseded_attempts(job_id: str, current: int) -> None:
+    store = get_artifact_store()
+    for attempt in range(1, current):
+        store.delete(protocol.attempt_prefix(job_id, attempt))
+        store.delete(protocol.cancel_marker_key(job_id, attempt))
 
 
 def enqueue_prepare(job_pk: int) -> None:
-    from tokenmill.finetuning.tasks import prepare_job
-
-    prepare_job.delay(job_pk)
+    _send(protocol.TASK_PREPARE, job_pk)
 
 
 def enqueue_dispatch() -> None:
-    from tokenmill.finetuning.tasks import dispatch_jobs
-
-    dispatch_jobs.delay()
+    _send(protocol.TASK_DISPATCH)
 
 
-def enqueue_train(spec: dict) -> None:
-    from tokenmill.finetuning.tasks import train
-
+def enqueue_train(spec: protocol.JobSpec) -> None:
     mark_current_attempt(spec["job_id"], spec["attempt"])
-    train.apply_async(args=[spec], queue="gpu", routing_key="gpu")
+    _send(protocol.TASK_TRAIN, spec, queue=protocol.GPU_QUEUE)
 
 
-def send_report(job_id: str, attempt: int, kind: str, payload: dict) -> None:
-    from tokenmill.finetuning.tasks import record_report
-
-    record_report.apply_async(
-        args=[job_id, attempt, kind, payload], queue="control", routing_key="control"
-    )
+def send_report(report: protocol.Report) -> None:
+    _send(protocol.TASK_REPORT, report, queue=protocol.CONTROL_QUEUE)

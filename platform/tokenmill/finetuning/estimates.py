@@ -12,21 +12,20 @@ from decimal import Decimal
 
 from django.core.cache import cache
 
+from gpu_inference import hyperparameters as hp
 from gpu_inference.hyperparameters import InvalidHyperparameter
 from tenants.errors import TenantError
 from tenants.models import Organization
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
 from tokenmill.files.tokenizer import TokenizerUnavailable, model_folder
-from tokenmill.finetuning import runner_spec, services
+from tokenmill.finetuning import job_spec, services
 from tokenmill.finetuning.models import FineTuningJob
 from tokenmill.finetuning.params import AUTO, JobRequest
 
 # About two seconds of counting on one core; larger files use their validation statistics.
 EXACT_COUNT_MAX_BYTES = 8 * 1024 * 1024
 COUNTS_CACHE_SECONDS = 24 * 3600
-# The resolver's names for what a request calls them.
-REQUEST_PARAMS = {"lora_r": "hyperparameters.lora_rank", "training_file": "training_file"}
 
 __all__ = ["EXACT_COUNT_MAX_BYTES", "TokenizerUnavailable", "TrainingEstimate", "job_estimate"]
 
@@ -80,12 +79,12 @@ def job_estimate(*, tenant: Organization, request: JobRequest) -> TrainingEstima
         hyperparameters=request.hyperparameters,
     )
     try:
-        resolved = runner_spec.resolve_hyperparameters(unsaved, counts)
+        resolved = job_spec.resolve_hyperparameters(unsaved, counts)
     except InvalidHyperparameter as error:
         raise TenantError(
             str(error),
             code="invalid_hyperparameters",
-            param=REQUEST_PARAMS.get(error.field, f"hyperparameters.{error.field}"),
+            param=_request_param(error.field),
         ) from None
     return TrainingEstimate(
         base_model=base_model,
@@ -96,6 +95,13 @@ def job_estimate(*, tenant: Organization, request: JobRequest) -> TrainingEstima
         epochs_auto=request.hyperparameters.get("n_epochs", AUTO) == AUTO,
         exact=exact,
     )
+
+
+def _request_param(field: str) -> str:
+    """The request's name for what the resolver refused (`lora_r` is `hyperparameters.lora_rank`)."""
+    if field in hp.BY_KEY:
+        return f"hyperparameters.{hp.BY_KEY[field].name}"
+    return field
 
 
 def _token_counts(base_model: BaseModel, file: File) -> tuple[dict, bool]:
@@ -117,7 +123,7 @@ def _token_counts(base_model: BaseModel, file: File) -> tuple[dict, bool]:
     counts = cache.get(key)
     if counts is None:
         try:
-            counts = runner_spec.dataset_token_counts(base_model, file)
+            counts = job_spec.dataset_token_counts(base_model, file)
         except FileNotFoundError as error:  # the encoder's word for an unusable model folder
             raise TokenizerUnavailable(str(error)) from None
         cache.set(key, counts, COUNTS_CACHE_SECONDS)

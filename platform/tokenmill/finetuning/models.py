@@ -64,20 +64,28 @@ class FineTuningJob(models.Model):
     estimated_finish = models.DateTimeField(null=True, blank=True)
     # Dispatch bookkeeping. A job holds a GPU slot from dispatch until a worker
     # reports its end (or the reaper gives up on the worker): `released_at`.
-    attempt = models.PositiveIntegerField(default=0)
+    # `attempt` is the attempt the next (or current) dispatch runs; a requeue or a
+    # retry moves it on, and only reports of this attempt are accepted.
+    attempt = models.PositiveIntegerField(default=1)
     # Attempts made before an operator's last retry; the reaper's bound counts from here.
     attempt_base = models.PositiveIntegerField(default=0)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    # When the reaper last asked for this job to be prepared (its trigger was lost).
+    prepare_requested_at = models.DateTimeField(null=True, blank=True)
 
     unscoped = UnscopedManager()  # first, so it is Django's default manager
     objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "dispatched_at"])]
+        indexes = [
+            models.Index(fields=["status", "dispatched_at"]),
+            # Dispatch asks when each waiting tenant was last served.
+            models.Index(fields=["tenant", "dispatched_at"], name="ft_job_tenant_dispatched"),
+        ]
 
     def __str__(self) -> str:
         return self.public_id
@@ -105,12 +113,22 @@ class JobEvent(models.Model):
     message = models.TextField()
     data = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set on events a GPU worker reported: the attempt, and the report's number within it.
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    report_seq = models.PositiveIntegerField(null=True, blank=True)
 
     unscoped = UnscopedManager()  # first, so it is Django's default manager
     objects = TenantScopedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "attempt", "report_seq"],
+                condition=models.Q(report_seq__isnull=False),
+                name="one_event_per_report",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.message
@@ -120,6 +138,7 @@ class JobCheckpoint(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=partial(public_id, "ftckpt-"))
     tenant = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     job = models.ForeignKey(FineTuningJob, on_delete=models.CASCADE, related_name="checkpoints")
+    attempt = models.PositiveIntegerField(default=1)
     step_number = models.PositiveIntegerField()
     epoch = models.PositiveIntegerField()
     metrics = models.JSONField(default=dict)
@@ -133,7 +152,9 @@ class JobCheckpoint(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["job", "step_number"], name="one_checkpoint_per_step")
+            models.UniqueConstraint(
+                fields=["job", "attempt", "step_number"], name="one_checkpoint_per_attempt_step"
+            )
         ]
 
     def __str__(self) -> str:

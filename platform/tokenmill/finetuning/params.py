@@ -12,17 +12,13 @@ from typing import Any
 from gpu_inference import hyperparameters as hp
 from tenants.errors import TenantError
 
-AUTO = "auto"
-# name -> (type, lowest, highest): the trainer's own bounds, so what the API accepts trains.
-BOUNDS: dict[str, tuple[type, float, float]] = {
-    "n_epochs": (int, *hp.N_EPOCHS_RANGE),
-    "batch_size": (int, *hp.BATCH_SIZE_RANGE),
-    "learning_rate_multiplier": (float, *hp.LEARNING_RATE_MULTIPLIER_RANGE),
-    "lora_rank": (int, *hp.LORA_R_RANGE),
-    "lora_alpha": (float, *hp.LORA_ALPHA_RANGE),
-}
-SUFFIX = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-TRAINING_TYPES = ("lora", "full")
+AUTO = hp.AUTO
+# The trainer's own bounds (gpu_inference.hyperparameters), so what the API accepts trains.
+HYPERPARAMETERS = hp.BY_NAME
+TRAINING_TYPES = hp.METHODS
+SUFFIX_MAX_LENGTH = 64
+SUFFIX = re.compile(rf"^[A-Za-z0-9._-]{{1,{SUFFIX_MAX_LENGTH}}}$")
+METADATA_MAX_PAIRS = 16
 MAX_SEED = 2**31 - 1
 
 
@@ -45,7 +41,8 @@ class JobRequest:
 def _hyperparameter(name: str, value: Any, param: str) -> Any:
     if value == AUTO:
         return AUTO
-    kind, low, high = BOUNDS[name]
+    spec = HYPERPARAMETERS[name]
+    kind, low, high = spec.kind, spec.low, spec.high
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _bad(f"{param} must be 'auto' or a number, got {value!r}.", param)
     if kind is int and value != int(value):
@@ -60,10 +57,10 @@ def _hyperparameters(raw: Any, prefix: str) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise _bad(f"{prefix} must be an object.", prefix)
-    unknown = sorted(set(raw) - set(BOUNDS))
+    unknown = sorted(set(raw) - set(HYPERPARAMETERS))
     if unknown:
         raise _bad(
-            f"Unknown hyperparameter {unknown[0]!r}; allowed: {', '.join(BOUNDS)}.",
+            f"Unknown hyperparameter {unknown[0]!r}; allowed: {', '.join(HYPERPARAMETERS)}.",
             f"{prefix}.{unknown[0]}",
         )
     return {name: _hyperparameter(name, value, f"{prefix}.{name}") for name, value in raw.items()}
@@ -102,7 +99,7 @@ def parse_job_request(data: Any) -> JobRequest:
         request.seed = seed
     metadata = data.get("metadata")
     if metadata is not None:
-        if not isinstance(metadata, dict) or len(metadata) > 16:
+        if not isinstance(metadata, dict) or len(metadata) > METADATA_MAX_PAIRS:
             raise _bad("metadata must be an object of at most 16 string pairs.", "metadata")
         for key, value in metadata.items():
             if (
@@ -146,7 +143,7 @@ def parse_job_request(data: Any) -> JobRequest:
             )
         hyperparameters = hyperparameters or from_method
     if training_type == "full":
-        lora_only = sorted({"lora_rank", "lora_alpha"} & set(hyperparameters))
+        lora_only = sorted(name for name in hyperparameters if HYPERPARAMETERS[name].lora_only)
         if lora_only:
             raise _bad(
                 f"{lora_only[0]} applies to LoRA only, not to full fine-tuning.", "hyperparameters"

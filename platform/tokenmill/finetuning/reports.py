@@ -1,7 +1,9 @@
 """Recording what GPU workers report (runs on the control queue).
 
-Reports of an attempt that is no longer current (the job was requeued, or a
-duplicate delivery) are ignored, so a zombie worker can never overwrite a job.
+Fenced: only reports of the attempt dispatched last count, so a zombie worker or a
+stale redelivery can never touch a requeued job. Idempotent: every report is named
+by (job, attempt, seq), and the rows it creates carry that name under a unique
+constraint, so a redelivered report creates nothing twice.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -9,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from gpu_inference import protocol
 from tokenmill.files.storage_usage import stored_artifact_measure
 from tokenmill.finetuning import control
-from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint
+from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint, JobEvent
 from tokenmill.finetuning.services import event_add, mark_failed
 
 Status = FineTuningJob.Status
+Kind = protocol.ReportKind
 
 
 def fine_tuned_model_id(job: FineTuningJob) -> str:
@@ -26,8 +30,9 @@ def fine_tuned_model_id(job: FineTuningJob) -> str:
 _LEVELS = {"info": "info", "warn": "warn", "warning": "warn", "error": "error"}
 
 
-def _at(payload: dict) -> datetime:
-    return datetime.fromtimestamp(payload["at"], tz=UTC) if "at" in payload else timezone.now()
+def _at(report: protocol.Report) -> datetime:
+    at = report.get("at")
+    return datetime.fromtimestamp(at, tz=UTC) if at is not None else timezone.now()
 
 
 def _metrics_message(data: dict) -> str:
@@ -52,64 +57,108 @@ def _metrics_message(data: dict) -> str:
     return f"{head}: {', '.join(parts)}" if parts else head
 
 
-def record(*, job_id: str, attempt: int, kind: str, payload: dict) -> bool:
-    """Apply one report. Returns False when it was ignored as stale."""
-    job = (
+def _current(job_id: str, attempt: int):
+    """The job, if `attempt` is the one it dispatched last; else None (a stale report)."""
+    return (
         FineTuningJob.unscoped.select_related("tenant", "base_model")
-        .filter(public_id=job_id)
+        .filter(public_id=job_id, attempt=attempt, dispatched_at__isnull=False)
         .first()
     )
-    if job is None or job.attempt != attempt:
+
+
+def record(report: protocol.Report) -> bool:
+    """Apply one report. Returns False when it was ignored as stale."""
+    attempt = int(report["attempt"])
+    job = _current(report["job_id"], attempt)
+    if job is None:
         return False
-    # Reports of the current attempt still count after its outcome was recorded: the
-    # control queue runs them concurrently, so the last checkpoint may land after it.
-    at = _at(payload)
-    current = FineTuningJob.unscoped.filter(pk=job.pk, attempt=attempt, released_at__isnull=True)
-    if kind == "outcome":
+    kind, payload, at = report["kind"], report.get("payload") or {}, _at(report)
+    if kind == Kind.OUTCOME:
         recorded = _record_outcome(job, attempt, payload, at)
         _measure_job_folder(job)
         return recorded
+    # Reports of the current attempt still count after its outcome was recorded: the
+    # control queue runs them concurrently, so the last checkpoint may land after it.
+    current = FineTuningJob.unscoped.filter(pk=job.pk, attempt=attempt, released_at__isnull=True)
     current.update(last_heartbeat_at=timezone.now())
-    if kind == "started":
-        started = current.filter(status=Status.QUEUED).update(
-            status=Status.RUNNING, started_at=at, worker=payload.get("worker", "")
-        )
-        if started:
-            event_add(job, "Fine-tuning job started", at=at)
-    elif kind == "event":
-        event_add(
+    if kind == Kind.STARTED:
+        _record_started(job, attempt, payload, at)
+    elif kind == Kind.EVENT:
+        _event_once(
             job,
+            report,
             payload["message"],
             level=_LEVELS.get(payload.get("level"), "info"),
             data=payload.get("data"),
-            at=at,
         )
-    elif kind == "metrics":
+    elif kind == Kind.METRICS:
         data = payload["data"]
-        event_add(job, _metrics_message(data), kind="metrics", data=data, at=at)
+        _event_once(job, report, _metrics_message(data), kind=JobEvent.Type.METRICS, data=data)
         if data.get("eta_seconds") is not None:
             current.update(estimated_finish=timezone.now() + timedelta(seconds=data["eta_seconds"]))
-    elif kind == "checkpoint":
+    elif kind == Kind.CHECKPOINT:
         step = int(payload["step"])
-        JobCheckpoint.unscoped.get_or_create(
-            job=job,
-            step_number=step,
-            defaults={
-                "tenant_id": job.tenant_id,
-                "epoch": int(payload.get("epoch", 0)),
-                "metrics": payload.get("metrics") or {},
-                "fine_tuned_model_checkpoint": f"{fine_tuned_model_id(job)}:ckpt-step-{step}",
-                "artifact_key": payload["path"],
-                "created_at": at,
-            },
+        JobCheckpoint.unscoped.bulk_create(
+            [
+                JobCheckpoint(
+                    tenant_id=job.tenant_id,
+                    job=job,
+                    attempt=attempt,
+                    step_number=step,
+                    epoch=int(payload.get("epoch", 0)),
+                    metrics=payload.get("metrics") or {},
+                    fine_tuned_model_checkpoint=f"{fine_tuned_model_id(job)}:ckpt-step-{step}",
+                    artifact_key=payload["path"],
+                    created_at=at,
+                )
+            ],
+            ignore_conflicts=True,  # one checkpoint per step of an attempt: a redelivery adds none
         )
         _measure_job_folder(job)
     return True
 
 
 def _measure_job_folder(job: FineTuningJob) -> None:
-    """Checkpoints and models count against the storage quota as they land."""
+    """Checkpoints and models count against the storage quota as they land (and go)."""
     stored_artifact_measure(tenant=job.tenant, key=control.job_folder_key(job.public_id))
+
+
+def _event_once(job: FineTuningJob, report: protocol.Report, message: str, **fields) -> None:
+    JobEvent.unscoped.bulk_create(
+        [
+            JobEvent(
+                tenant_id=job.tenant_id,
+                job=job,
+                attempt=report["attempt"],
+                report_seq=report["seq"],
+                message=message,
+                level=fields.get("level", JobEvent.Level.INFO),
+                type=fields.get("kind", JobEvent.Type.MESSAGE),
+                data=fields.get("data"),
+                created_at=_at(report),
+            )
+        ],
+        ignore_conflicts=True,  # the unique (job, attempt, report_seq) drops a redelivery
+    )
+
+
+def _record_started(job: FineTuningJob, attempt: int, payload: dict, at: datetime) -> None:
+    with transaction.atomic():
+        started = FineTuningJob.unscoped.filter(
+            pk=job.pk, attempt=attempt, status=Status.QUEUED, released_at__isnull=True
+        ).update(status=Status.RUNNING, started_at=at, worker=payload.get("worker", ""))
+        if not started:
+            return
+        event_add(job, "Fine-tuning job started", at=at)
+        # What earlier attempts left is dead: their checkpoints, metrics and folders.
+        JobCheckpoint.unscoped.filter(job=job, attempt__lt=attempt).delete()
+        JobEvent.unscoped.filter(job=job, type=JobEvent.Type.METRICS, attempt__lt=attempt).delete()
+
+        def delete_superseded() -> None:
+            control.delete_superseded_attempts(job.public_id, attempt)
+            _measure_job_folder(job)
+
+        transaction.on_commit(delete_superseded)
 
 
 def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetime) -> bool:
@@ -121,33 +170,15 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
             .select_related("tenant", "base_model")
             .get(pk=job.pk)
         )
-        if job.attempt != attempt or job.released_at is not None:
-            return False
-        if job.status == Status.CANCELLED or status == "cancelled":
+        if job.attempt != attempt or job.dispatched_at is None or job.released_at is not None:
+            return False  # superseded meanwhile, or this outcome was recorded already
+        if job.status == Status.CANCELLED or status == protocol.Outcome.CANCELLED:
             # Cancelled by the user (even if training finished meanwhile): the worker has stopped.
             FineTuningJob.unscoped.filter(pk=job.pk).update(
                 status=Status.CANCELLED, released_at=now
             )
-        elif status == "succeeded":
-            model_id = fine_tuned_model_id(job)
-            FineTuningJob.unscoped.filter(pk=job.pk).update(
-                status=Status.SUCCEEDED,
-                trained_tokens=payload["trained_tokens"],
-                fine_tuned_model=model_id,
-                finished_at=at,
-                released_at=now,
-                estimated_finish=None,
-            )
-            FineTunedModel.objects.create(
-                model_id=model_id,
-                tenant_id=job.tenant_id,
-                job=job,
-                base_model=job.base_model,
-                training_type=job.training_type,
-                artifact_key=payload["output"],
-            )
-            event_add(job, f"New fine-tuned model created: {model_id}", at=at)
-            event_add(job, "The job has successfully completed", at=at)
+        elif status == protocol.Outcome.SUCCEEDED:
+            mark_succeeded(job, payload, at=at, now=now)
         else:
             mark_failed(
                 job,
@@ -157,3 +188,26 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
             FineTuningJob.unscoped.filter(pk=job.pk).update(finished_at=at)
         transaction.on_commit(control.enqueue_dispatch)
     return True
+
+
+def mark_succeeded(job: FineTuningJob, payload: dict, *, at: datetime, now: datetime) -> None:
+    """The one place a job succeeds: its model is registered."""
+    model_id = fine_tuned_model_id(job)
+    FineTuningJob.unscoped.filter(pk=job.pk).update(
+        status=Status.SUCCEEDED,
+        trained_tokens=payload["trained_tokens"],
+        fine_tuned_model=model_id,
+        finished_at=at,
+        released_at=now,
+        estimated_finish=None,
+    )
+    FineTunedModel.objects.create(
+        model_id=model_id,
+        tenant_id=job.tenant_id,
+        job=job,
+        base_model=job.base_model,
+        training_type=job.training_type,
+        artifact_key=payload["output"],
+    )
+    event_add(job, f"New fine-tuned model created: {model_id}", at=at)
+    event_add(job, "The job has successfully completed", at=at)

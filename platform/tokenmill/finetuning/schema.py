@@ -1,30 +1,30 @@
-"""OpenAPI descriptions of the fine-tuning shapes (the views build plain dicts, see bodies.py)."""
+"""OpenAPI descriptions of the fine-tuning shapes (the views build plain dicts, see bodies.py).
+
+Built from the same declarations the request parser checks against (params.py and
+gpu_inference.hyperparameters), so the schema cannot drift from what is accepted.
+"""
 
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-HYPERPARAMETER_HELP = "'auto' or a number within OpenAI's bounds"
+from tokenmill.finetuning import params
+
+
+def hyperparameter_help(spec) -> str:
+    kind = "a whole number" if spec.kind is int else "a number"
+    extension = " (extension)" if spec.extension else ""
+    lora = ", LoRA only" if spec.lora_only else ""
+    return (
+        f"'auto' or {kind} from {spec.low:g} to {spec.high:g}: {spec.description}{lora}{extension}"
+    )
 
 
 def _hyperparameters(name: str):
     return inline_serializer(
         name,
         {
-            "n_epochs": serializers.JSONField(
-                required=False, help_text=f"{HYPERPARAMETER_HELP}: 1 to 50"
-            ),
-            "batch_size": serializers.JSONField(
-                required=False, help_text=f"{HYPERPARAMETER_HELP}: 1 to 256"
-            ),
-            "learning_rate_multiplier": serializers.JSONField(
-                required=False, help_text=f"{HYPERPARAMETER_HELP}: 0.01 to 10"
-            ),
-            "lora_rank": serializers.JSONField(
-                required=False, help_text="extension: LoRA rank, 1 to 256"
-            ),
-            "lora_alpha": serializers.JSONField(
-                required=False, help_text="extension: LoRA alpha, 1 to 1024"
-            ),
+            spec.name: serializers.JSONField(required=False, help_text=hyperparameter_help(spec))
+            for spec in params.HYPERPARAMETERS.values()
         },
     )
 
@@ -35,16 +35,20 @@ JobCreateRequest = inline_serializer(
         "model": serializers.CharField(),
         "training_file": serializers.CharField(),
         "validation_file": serializers.CharField(required=False, allow_null=True),
-        "suffix": serializers.CharField(required=False, max_length=64),
-        "seed": serializers.IntegerField(required=False, min_value=0),
-        "metadata": serializers.DictField(child=serializers.CharField(), required=False),
+        "suffix": serializers.CharField(required=False, max_length=params.SUFFIX_MAX_LENGTH),
+        "seed": serializers.IntegerField(required=False, min_value=0, max_value=params.MAX_SEED),
+        "metadata": serializers.DictField(
+            child=serializers.CharField(),
+            required=False,
+            help_text=f"at most {params.METADATA_MAX_PAIRS} string pairs",
+        ),
         "hyperparameters": _hyperparameters("FineTuningHyperparametersRequest"),
         "method": serializers.JSONField(
             required=False,
             help_text="{'type': 'supervised', 'supervised': {'hyperparameters': {...}}}",
         ),
         "training_type": serializers.ChoiceField(
-            choices=["lora", "full"], required=False, help_text="extension"
+            choices=list(params.TRAINING_TYPES), required=False, help_text="extension"
         ),
     },
 )

@@ -1,11 +1,10 @@
-"""Writes on fine-tuning jobs: create, prepare, dispatch, cancel, delete models."""
+"""Writes on fine-tuning jobs: create, prepare, cancel, retry, fail, delete models
+(dispatch and the reaper are in scheduling.py)."""
 
 import random
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from gpu_inference.formats import InvalidExample
@@ -16,7 +15,7 @@ from tokenmill.files.models import File
 from tokenmill.files.services import storage_room_check
 from tokenmill.files.storage import get_artifact_store
 from tokenmill.files.storage_usage import stored_artifact_measure, stored_artifact_record
-from tokenmill.finetuning import control, runner_spec
+from tokenmill.finetuning import control, job_spec
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobEvent
 from tokenmill.finetuning.params import JobRequest
 
@@ -95,6 +94,7 @@ def job_create(
             tenant=tenant, file_id=request.validation_file, param="validation_file"
         )
     with transaction.atomic():
+        _queued_cap_check(tenant)
         job = FineTuningJob.objects.create(
             tenant=tenant,
             created_by_key_id=api_key_id,
@@ -110,8 +110,27 @@ def job_create(
         event_add(job, f"Validating training file: {training_file.public_id}")
         # Listed from the start, so deleting the organization deletes what the job writes.
         stored_artifact_record(tenant=tenant, key=control.job_folder_key(job.public_id), size=0)
+        # Files still being validated send the job on when they are done (the files
+        # app's signal); trying now covers files that were validated already.
         transaction.on_commit(lambda: control.enqueue_prepare(job.pk))
     return job
+
+
+def _queued_cap_check(tenant: Organization) -> None:
+    """At most MAX_QUEUED_JOBS waiting jobs per organization; the row lock makes
+    concurrent creations of one organization count one after the other."""
+    Organization.objects.select_for_update().filter(pk=tenant.pk).first()
+    waiting = (
+        FineTuningJob.objects.for_tenant(tenant)
+        .filter(status__in=(Status.VALIDATING_FILES, Status.QUEUED), dispatched_at__isnull=True)
+        .count()
+    )
+    if waiting >= settings.MAX_QUEUED_JOBS:
+        raise TenantError(
+            f"Your organization already has {waiting} fine-tuning jobs waiting to run, the most "
+            f"allowed is {settings.MAX_QUEUED_JOBS}; wait for some to start or cancel some.",
+            code="too_many_queued_jobs",
+        )
 
 
 def job_fail(*, job_id: int, code: str, message: str) -> None:
@@ -140,8 +159,8 @@ def mark_failed(job: FineTuningJob, code: str, message: str, *, param: str | Non
 def job_prepare(*, job_id: int) -> str:
     """Turn a validating job into a queued one once its files are validated.
 
-    Returns "waiting" while a file is still being validated (the caller retries),
-    else the job's new status.
+    Returns "waiting" while a file is still being validated (its validation's end
+    sends the job here again), else the job's new status.
     """
     job = FineTuningJob.unscoped.select_related(
         "training_file", "validation_file", "base_model"
@@ -163,7 +182,7 @@ def job_prepare(*, job_id: int) -> str:
             )
             return Status.FAILED
     try:
-        stats = runner_spec.dataset_statistics(job)
+        stats = job_spec.dataset_statistics(job)
     except FileNotFoundError:
         if (settings.MODEL_ROOT / job.base_model.path).is_dir():
             mark_failed(
@@ -184,7 +203,7 @@ def job_prepare(*, job_id: int) -> str:
         )
         return Status.FAILED
     try:
-        resolved = runner_spec.resolve_hyperparameters(job, stats)
+        resolved = job_spec.resolve_hyperparameters(job, stats)
     except ValueError as error:
         mark_failed(job, "invalid_hyperparameters", str(error), param="hyperparameters")
         return Status.FAILED
@@ -208,59 +227,6 @@ def job_prepare(*, job_id: int) -> str:
     return Status.QUEUED
 
 
-def _tenant_limit(tenant: Organization) -> int:
-    return tenant.max_concurrent_jobs or settings.MAX_CONCURRENT_JOBS
-
-
-def _holding_slot():
-    return Q(dispatched_at__isnull=False, released_at__isnull=True)
-
-
-def jobs_dispatch() -> list[int]:
-    """Send queued jobs to the GPU queue while GPU slots are free.
-
-    Fair across tenants: each free slot goes to the tenant holding the fewest slots
-    (oldest job first among equals), and no tenant exceeds its concurrent-job limit,
-    so one tenant's hundred jobs cannot starve another's one.
-    """
-    sent: list[int] = []
-    with transaction.atomic():
-        # Lock the waiting jobs so two dispatchers cannot hand out the same slot.
-        waiting = list(
-            FineTuningJob.unscoped.select_for_update(of=("self",))
-            .filter(status=Status.QUEUED, dispatched_at__isnull=True)
-            .filter(tenant__status=Organization.Status.ACTIVE)  # suspended tenants' jobs wait
-            .select_related("tenant")
-            .order_by("created_at", "id")
-        )
-        if not waiting:
-            return sent
-        holding = dict(
-            FineTuningJob.unscoped.filter(_holding_slot())
-            .values_list("tenant_id")
-            .annotate(n=Count("id"))
-            .values_list("tenant_id", "n")
-        )
-        free = settings.GPU_WORKER_SLOTS - sum(holding.values())
-        while free > 0 and waiting:
-            eligible = [
-                job for job in waiting if holding.get(job.tenant_id, 0) < _tenant_limit(job.tenant)
-            ]
-            if not eligible:
-                break
-            job = min(eligible, key=lambda j: (holding.get(j.tenant_id, 0), j.created_at, j.id))
-            waiting.remove(job)
-            job.attempt += 1
-            job.dispatched_at = timezone.now()
-            job.save(update_fields=["attempt", "dispatched_at"])
-            holding[job.tenant_id] = holding.get(job.tenant_id, 0) + 1
-            free -= 1
-            spec = runner_spec.build_spec(job)
-            transaction.on_commit(lambda spec=spec: control.enqueue_train(spec))
-            sent.append(job.pk)
-    return sent
-
-
 def job_cancel(*, tenant: Organization, job: FineTuningJob) -> FineTuningJob:
     now = timezone.now()
     with transaction.atomic():
@@ -280,14 +246,15 @@ def job_cancel(*, tenant: Organization, job: FineTuningJob) -> FineTuningJob:
         job.save(update_fields=["status", "finished_at", "released_at"])
         event_add(job, "Fine-tuning job cancelled")
     if holds_slot:
-        control.request_stop(job.public_id)
+        control.request_stop(job.public_id, job.attempt)
     else:
         transaction.on_commit(control.enqueue_dispatch)
     return job
 
 
 def job_retry(*, job: FineTuningJob) -> FineTuningJob:
-    """An operator's retry of a failed or cancelled job: it goes through the queue again."""
+    """An operator's retry of a failed or cancelled job: it goes through the queue again,
+    as a new attempt (the old one's cancel marker and reports cannot reach it)."""
     with transaction.atomic():
         job = FineTuningJob.unscoped.select_for_update().get(pk=job.pk)
         if job.status not in (Status.FAILED, Status.CANCELLED) or job.released_at is None:
@@ -299,10 +266,9 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
         job.error = None
         job.finished_at = job.dispatched_at = job.released_at = job.last_heartbeat_at = None
         job.attempt_base = job.attempt
+        job.attempt += 1
         job.save()
         event_add(job, "Retried by an operator")
-        # The stop marker of the cancelled attempt must not stop the next one.
-        transaction.on_commit(lambda: control.clear_stop(job.public_id))
         if job.status == Status.QUEUED:
             transaction.on_commit(control.enqueue_dispatch)
         else:
@@ -311,6 +277,7 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
 
 
 def fine_tuned_model_delete(*, tenant: Organization, model: FineTunedModel) -> None:
+    """The one place a fine-tuned model is deleted (with its artifact)."""
     artifact_key = model.artifact_key
     job_folder = control.job_folder_key(model.job.public_id)
     FineTunedModel.objects.for_tenant(tenant).filter(pk=model.pk).delete()
@@ -320,50 +287,3 @@ def fine_tuned_model_delete(*, tenant: Organization, model: FineTunedModel) -> N
         stored_artifact_measure(tenant=tenant, key=job_folder)  # the quota counts what is left
 
     transaction.on_commit(delete_bytes)
-
-
-def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
-    """The reaper: jobs whose worker went silent are requeued (a bounded number of
-    times) or failed; dispatched messages nobody picked up are sent again."""
-    now = now or timezone.now()
-    silent_since = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
-    counts = {"requeued": 0, "failed": 0, "released": 0, "redispatched": 0}
-    lost = FineTuningJob.unscoped.filter(_holding_slot()).filter(
-        Q(status=Status.RUNNING, last_heartbeat_at__lt=silent_since)
-        | Q(status=Status.CANCELLED, last_heartbeat_at__lt=silent_since)
-        | Q(status=Status.CANCELLED, last_heartbeat_at__isnull=True, dispatched_at__lt=silent_since)
-    )
-    for job in lost:
-        with transaction.atomic():
-            job = FineTuningJob.unscoped.select_for_update().get(pk=job.pk)
-            heard_from = job.last_heartbeat_at and job.last_heartbeat_at >= silent_since
-            if job.released_at is not None or heard_from:  # it spoke up since the query
-                continue
-            if job.status == Status.CANCELLED:
-                FineTuningJob.unscoped.filter(pk=job.pk).update(released_at=now)
-                counts["released"] += 1
-            elif job.attempt - job.attempt_base < settings.JOB_MAX_ATTEMPTS:
-                FineTuningJob.unscoped.filter(pk=job.pk).update(
-                    status=Status.QUEUED, dispatched_at=None, worker="", last_heartbeat_at=None
-                )
-                event_add(
-                    job,
-                    f"The worker running attempt {job.attempt} stopped responding; "
-                    f"the job is queued again (attempt {job.attempt - job.attempt_base + 1} "
-                    f"of {settings.JOB_MAX_ATTEMPTS}).",
-                    level="warn",
-                )
-                counts["requeued"] += 1
-            else:
-                mark_failed(
-                    job,
-                    "worker_lost",
-                    f"The worker stopped responding {job.attempt} times; the job was not retried again.",
-                )
-                counts["failed"] += 1
-    # A message on the GPU queue that no worker started (lost with a broker or worker).
-    unstarted = now - timedelta(seconds=settings.JOB_DISPATCH_TIMEOUT)
-    counts["redispatched"] = FineTuningJob.unscoped.filter(
-        status=Status.QUEUED, dispatched_at__lt=unstarted, released_at__isnull=True
-    ).update(dispatched_at=None)
-    return counts

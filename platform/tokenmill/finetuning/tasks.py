@@ -1,57 +1,95 @@
-"""Fine-tuning tasks: thin, they load ids and call services."""
+"""Fine-tuning tasks: thin, they load ids and call services.
 
-from celery.exceptions import MaxRetriesExceededError
+Transient errors (the database or the broker unreachable for a moment, a shared
+folder that blinked) are retried with backoff; anything else is a bug or a bad job
+and retrying would not fix it.
+"""
 
-from tokenmill.finetuning import reports, runner, services
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+
+from gpu_inference import protocol, worker
+from gpu_inference.artifacts import ArtifactStore
+from tokenmill.finetuning import control, reports, scheduling, services
 from workers.celery import app
+from workers.deliveries import BoundedDeliveriesTask
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError, TimeoutError)
+# Preparation also reads the dataset and the tokenizer from shared storage.
+PREPARE_TRANSIENT_ERRORS = (*TRANSIENT_ERRORS, OSError)
 
 
-@app.task(name="finetuning.prepare", bind=True, max_retries=1800, default_retry_delay=1)
-def prepare_job(self, job_pk: int) -> str:
-    """Wait for the job's files to be validated, count tokens, pick hyperparameters, queue."""
-    try:
-        status = services.job_prepare(job_id=job_pk)
-    except Exception:
-        services.job_fail(
-            job_id=job_pk, code="internal_error", message="The job could not be prepared."
-        )
-        raise
-    if status == "waiting":
-        try:
-            raise self.retry()
-        except MaxRetriesExceededError:
+class PrepareJobTask(BoundedDeliveriesTask):
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        # Out of retries, or not retryable: the job says so instead of validating forever.
+        job_pk = kwargs.get("job_pk", args[0] if args else None)
+        logger.error("preparing fine-tuning job %s failed for good: %r", job_pk, exc)
+        if job_pk is not None:
             services.job_fail(
                 job_id=job_pk,
-                code="file_validation_timeout",
-                message="The training files were still being validated after 30 minutes.",
+                code="preparation_failed",
+                message="The job could not be prepared for training; ask support to retry it.",
             )
-            return "failed"
-    return status
 
 
-@app.task(name="finetuning.dispatch")
+@app.task(
+    name=protocol.TASK_PREPARE,
+    base=PrepareJobTask,
+    autoretry_for=PREPARE_TRANSIENT_ERRORS,
+    max_retries=6,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+)
+def prepare_job(job_pk: int) -> str:
+    """Count tokens, pick hyperparameters, queue. Sent when the job's files are validated."""
+    return services.job_prepare(job_id=job_pk)
+
+
+@app.task(name=protocol.TASK_DISPATCH, autoretry_for=TRANSIENT_ERRORS, max_retries=5)
 def dispatch_jobs() -> list[int]:
-    return services.jobs_dispatch()
+    return scheduling.jobs_dispatch()
 
 
 # A worker process that dies mid-job must not get the same attempt back from the
 # broker (it could crash forever on it): the reaper requeues it as a new attempt.
-@app.task(name="finetuning.train", acks_late=True, reject_on_worker_lost=False)
-def train(spec: dict) -> str:
+@app.task(name=protocol.TASK_TRAIN, acks_late=True, reject_on_worker_lost=False)
+def train(spec: protocol.JobSpec) -> str:
     """Runs on the gpu queue. No database: the spec and the artifact store are all it needs."""
-    return runner.run_job(spec)
+    return worker.run_job(
+        spec,
+        store=ArtifactStore(settings.ARTIFACT_ROOT),
+        model_root=Path(settings.MODEL_ROOT),
+        trainer=settings.TRAINER,
+        send=control.send_report,
+        heartbeat_seconds=settings.JOB_HEARTBEAT_SECONDS,
+    )
 
 
 @app.task(
-    name="finetuning.report", autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5
+    name=protocol.TASK_REPORT,
+    autoretry_for=TRANSIENT_ERRORS,
+    max_retries=10,
+    retry_backoff=1,
+    retry_backoff_max=300,
+    retry_jitter=True,
 )
-def record_report(job_id: str, attempt: int, kind: str, payload: dict) -> bool:
-    return reports.record(job_id=job_id, attempt=attempt, kind=kind, payload=payload)
+def record_report(report: protocol.Report) -> bool:
+    """Idempotent: a redelivered or retried report changes nothing the first one did."""
+    return reports.record(report)
 
 
-@app.task(name="finetuning.reap")
+@app.task(name=protocol.TASK_REAP, autoretry_for=TRANSIENT_ERRORS, max_retries=3)
 def reap_jobs() -> dict:
-    """Periodic: requeue or fail jobs whose worker went silent, then fill free GPU slots."""
-    counts = services.requeue_or_fail_lost_jobs()
-    counts["dispatched"] = len(services.jobs_dispatch())
+    """Periodic: requeue or fail jobs whose worker went silent, prepare jobs whose
+    trigger was lost, then fill free GPU slots."""
+    counts = scheduling.requeue_or_fail_lost_jobs()
+    counts.update(scheduling.jobs_prepare_stalled())
+    counts["dispatched"] = len(scheduling.jobs_dispatch())
     return counts

@@ -1,8 +1,11 @@
 """What the platform works out before a job goes to a GPU: exact token counts,
-concrete hyperparameters, and the self-contained spec the worker runs."""
+concrete hyperparameters, and the self-contained spec (gpu_inference.protocol.JobSpec)
+the worker runs."""
 
 from django.conf import settings
 
+from gpu_inference import hyperparameters as hp
+from gpu_inference import protocol
 from gpu_inference.formats import ExampleEncoder, read_examples
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
@@ -28,17 +31,8 @@ def dataset_token_counts(base_model: BaseModel, file: File) -> dict:
 
 
 def resolve_hyperparameters(job: FineTuningJob, stats: dict) -> dict:
-    from gpu_inference.hyperparameters import resolve_hyperparameters as resolve_auto
-
-    requested = job.hyperparameters
-    chosen = resolve_auto(
-        {
-            "n_epochs": requested.get("n_epochs", "auto"),
-            "batch_size": requested.get("batch_size", "auto"),
-            "learning_rate_multiplier": requested.get("learning_rate_multiplier", "auto"),
-            "lora_r": requested.get("lora_rank", "auto"),
-            "lora_alpha": requested.get("lora_alpha", "auto"),
-        },
+    chosen = hp.resolve_hyperparameters(
+        hp.from_request(job.hyperparameters),
         n_examples=stats["n_examples"],
         n_train_tokens=stats["trained_tokens_per_epoch"],
         n_params=job.base_model.parameter_count,
@@ -47,7 +41,7 @@ def resolve_hyperparameters(job: FineTuningJob, stats: dict) -> dict:
     return {key: value for key, value in chosen.items() if value is not None}
 
 
-def build_spec(job: FineTuningJob) -> dict:
+def build_spec(job: FineTuningJob) -> protocol.JobSpec:
     hyper = job.resolved_hyperparameters
     return {
         "job_id": job.public_id,
@@ -56,7 +50,7 @@ def build_spec(job: FineTuningJob) -> dict:
         "base_model_path": job.base_model.path,
         "training_file": job.training_file.normalized_key,
         "validation_file": job.validation_file.normalized_key if job.validation_file else None,
-        "output_prefix": f"jobs/{job.public_id}/attempt-{job.attempt}",
+        "output_prefix": protocol.attempt_prefix(job.public_id, job.attempt),
         "method": job.training_type,
         "hyperparameters": {
             "n_epochs": hyper["n_epochs"],

@@ -1,4 +1,6 @@
-"""`/v1/models`: the models the calling organization may use, in OpenAI's shapes."""
+"""`/v1/models`: the models the calling organization may use, in OpenAI's shapes:
+the catalog's base models and the organization's own fine-tuned ones. It lives here,
+above the catalog, so the catalog never imports fine-tuning."""
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -8,10 +10,9 @@ from tenants.models import ApiKeyScope
 from tokenmill.api.errors import ApiError
 from tokenmill.api.pagination import list_body
 from tokenmill.api.views import TenantAPIView
-from tokenmill.catalog import selectors
+from tokenmill.catalog import selectors as catalog_selectors
 from tokenmill.catalog.models import BaseModel
-from tokenmill.finetuning import selectors as finetuning_selectors
-from tokenmill.finetuning import services as finetuning_services
+from tokenmill.finetuning import selectors, services
 from tokenmill.finetuning.bodies import fine_tuned_model_body
 
 ModelSerializer = inline_serializer(
@@ -47,10 +48,10 @@ class ModelsAPIView(TenantAPIView):
     required_scope = ApiKeyScope.MODELS
 
     def tenant_queryset(self, tenant):
-        return selectors.base_model_list(tenant=tenant)
+        return catalog_selectors.base_model_list(tenant=tenant)
 
     def model_bodies(self) -> list[dict]:
-        own = finetuning_selectors.fine_tuned_model_list(tenant=self.tenant)
+        own = selectors.fine_tuned_model_list(tenant=self.tenant)
         return [base_model_body(model) for model in self.get_queryset()] + [
             fine_tuned_model_body(model) for model in own
         ]
@@ -86,9 +87,7 @@ class ModelDetailView(ModelsAPIView):
     def delete(self, request, model_id: str):
         """Delete one of your fine-tuned models. Base models cannot be deleted."""
         model = (
-            finetuning_selectors.fine_tuned_model_list(tenant=self.tenant)
-            .filter(model_id=model_id)
-            .first()
+            selectors.fine_tuned_model_list(tenant=self.tenant).filter(model_id=model_id).first()
         )
         if model is None:
             if self.get_queryset().filter(model_id=model_id).exists():
@@ -99,5 +98,5 @@ class ModelDetailView(ModelsAPIView):
                     param="model",
                 )
             raise self.not_found(model_id)
-        finetuning_services.fine_tuned_model_delete(tenant=self.tenant, model=model)
+        services.fine_tuned_model_delete(tenant=self.tenant, model=model)
         return Response({"id": model_id, "object": "model", "deleted": True})

@@ -1,0 +1,98 @@
+"""What the platform and GPU workers say to each other, with no Django on either side.
+
+The platform sends a self-contained job spec on the `gpu` queue; a GPU worker answers
+with reports on the `control` queue. Stopping is a marker in the artifact store that
+the worker checks between steps. Both sides import this module (and only this) to
+agree on task names, queues, marker keys and the shapes of specs and reports.
+
+Fencing: every dispatch of a job runs one numbered attempt. The platform accepts
+reports only from the attempt it dispatched last, and a worker whose attempt is no
+longer the one named by the attempt marker stands down.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, TypedDict
+
+# Task names: tasks are sent by name, so a sender never imports the task's module.
+TASK_PREPARE = "finetuning.prepare"
+TASK_DISPATCH = "finetuning.dispatch"
+TASK_TRAIN = "finetuning.train"
+TASK_REPORT = "finetuning.report"
+TASK_REAP = "finetuning.reap"
+
+GPU_QUEUE = "gpu"
+CONTROL_QUEUE = "control"
+
+
+class ReportKind(StrEnum):
+    STARTED = "started"
+    HEARTBEAT = "heartbeat"
+    EVENT = "event"
+    METRICS = "metrics"
+    CHECKPOINT = "checkpoint"
+    OUTCOME = "outcome"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def job_prefix(job_id: str) -> str:
+    """Where everything a job writes to the artifact store lives."""
+    return f"jobs/{job_id}"
+
+
+def attempt_prefix(job_id: str, attempt: int) -> str:
+    """One attempt's output (checkpoints, the final adapter): deleted once superseded."""
+    return f"{job_prefix(job_id)}/attempt-{attempt}"
+
+
+def attempt_marker_key(job_id: str) -> str:
+    """Holds the number of the job's current attempt; any other attempt stands down."""
+    return f"{job_prefix(job_id)}/control/attempt"
+
+
+def cancel_marker_key(job_id: str, attempt: int) -> str:
+    """Asks one attempt to stop; a later attempt has its own, so an old cancel never stops it."""
+    return f"{job_prefix(job_id)}/control/attempt-{attempt}/cancel"
+
+
+class SpecHyperparameters(TypedDict):
+    n_epochs: int
+    batch_size: int
+    learning_rate: float
+    lora_r: int | None
+    lora_alpha: float | None
+
+
+class JobSpec(TypedDict):
+    """What the `gpu` queue's train task receives. Paths are artifact-store keys and a
+    folder under the model root: the worker resolves them against its own roots."""
+
+    job_id: str
+    attempt: int
+    base_model: str
+    base_model_path: str
+    training_file: str
+    validation_file: str | None
+    output_prefix: str
+    method: str
+    hyperparameters: SpecHyperparameters
+    seed: int
+    context_length: int | None
+
+
+class Report(TypedDict):
+    """One message on the `control` queue. `seq` numbers the reports of one attempt from 1,
+    so (job_id, attempt, seq) names a report exactly once: a redelivery is recognised."""
+
+    job_id: str
+    attempt: int
+    seq: int
+    kind: str
+    at: float
+    payload: dict[str, Any]

@@ -1,0 +1,190 @@
+"""Runs one attempt of a job spec on a GPU worker.
+
+Touches no database and no Django: only the artifact store (datasets in, checkpoints
+and the adapter out) and a `send` callable that puts reports on the control queue.
+Everything it reports is stripped of the worker's own folders (the artifact and model
+roots): tenants see store keys and model names, never server paths.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gpu_inference import protocol
+from gpu_inference.artifacts import ArtifactStore
+from gpu_inference.training import TrainingCancelled, TrainingError
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[protocol.Report], None]
+
+
+class PathScrubber:
+    """Removes the worker's root folders from text a tenant may read."""
+
+    def __init__(self, *roots: Path | str):
+        prefixes: set[str] = set()
+        for root in roots:
+            for form in (Path(root), Path(root).resolve()):
+                prefixes.add(str(form).rstrip("/") + "/")
+        self.prefixes = sorted(prefixes, key=len, reverse=True)  # longest first
+
+    def text(self, value: str) -> str:
+        for prefix in self.prefixes:
+            value = value.replace(prefix, "")
+            value = value.replace(prefix.rstrip("/"), "")
+        return value
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self.clean(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.clean(item) for item in value]
+        return value
+
+
+class ControlReporter:
+    """The trainer's reporter: each call becomes one numbered report for the control queue."""
+
+    def __init__(
+        self, spec: protocol.JobSpec, store: ArtifactStore, send: Send, scrubber: PathScrubber
+    ):
+        self.job_id = spec["job_id"]
+        self.attempt = spec["attempt"]
+        self.store = store
+        self.scrubber = scrubber
+        self._send = send
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()  # the heartbeat thread reports too
+        self._stopping = False
+
+    def send(self, kind: str, payload: dict) -> None:
+        with self._lock:
+            seq = next(self._seq)
+        self._send(
+            {
+                "job_id": self.job_id,
+                "attempt": self.attempt,
+                "seq": seq,
+                "kind": kind,
+                "at": time.time(),
+                "payload": self.scrubber.clean(payload),
+            }
+        )
+
+    def event(self, level: str, message: str, data: dict | None = None) -> None:
+        self.send(protocol.ReportKind.EVENT, {"level": level, "message": message, "data": data})
+
+    def metrics(self, data: dict) -> None:
+        self.send(protocol.ReportKind.METRICS, {"data": data})
+
+    def checkpoint(self, data: dict) -> None:
+        key = self.store_key(data["path"])
+        self.send(protocol.ReportKind.CHECKPOINT, {**data, "path": key})
+
+    def store_key(self, path: str | Path) -> str:
+        return str(Path(path).resolve().relative_to(self.store.root.resolve()))
+
+    def should_cancel(self) -> bool:
+        """True when this attempt was cancelled or superseded by a newer one."""
+        if self._stopping:
+            return True
+        if self.store.exists(protocol.cancel_marker_key(self.job_id, self.attempt)):
+            self._stopping = True
+        else:
+            marker = self.store.path(protocol.attempt_marker_key(self.job_id))
+            current = marker.read_text().strip() if marker.exists() else str(self.attempt)
+            self._stopping = current != str(self.attempt)
+        return self._stopping
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, reporter: ControlReporter, every: float):
+        super().__init__(daemon=True, name=f"heartbeat-{reporter.job_id}")
+        self.reporter, self.every = reporter, every
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                self.reporter.send(protocol.ReportKind.HEARTBEAT, {})
+            except Exception:  # a broker hiccup must not kill the training thread
+                logger.exception("heartbeat for %s failed", self.reporter.job_id)
+
+
+def training_spec(spec: protocol.JobSpec, store: ArtifactStore, model_root: Path) -> dict:
+    """The trainer's spec: the job spec's keys resolved against this worker's folders."""
+    return {
+        "job_id": spec["job_id"],
+        "base_model_path": str(Path(model_root) / spec["base_model_path"]),
+        "training_file": str(store.path(spec["training_file"])),
+        "validation_file": str(store.path(spec["validation_file"]))
+        if spec["validation_file"]
+        else None,
+        "output_dir": str(store.path(spec["output_prefix"])),
+        "method": spec["method"],
+        "hyperparameters": spec["hyperparameters"],
+        "seed": spec["seed"],
+        "context_length": spec.get("context_length"),
+    }
+
+
+def load_trainer(dotted: str) -> Callable[[dict, Any], dict]:
+    """`package.module.function` (or `package.module:function`) -> the function."""
+    module, _, name = dotted.replace(":", ".").rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_job(
+    spec: protocol.JobSpec,
+    *,
+    store: ArtifactStore,
+    model_root: Path,
+    trainer: str,
+    send: Send,
+    heartbeat_seconds: float,
+) -> str:
+    """Train one attempt of a job and report how it ended. Returns the outcome."""
+    scrubber = PathScrubber(store.root, model_root)
+    reporter = ControlReporter(spec, store, send, scrubber)
+    if reporter.should_cancel():
+        # Cancelled (or superseded) while it waited in the queue: never start.
+        reporter.send(protocol.ReportKind.OUTCOME, {"status": protocol.Outcome.CANCELLED})
+        return protocol.Outcome.CANCELLED
+    reporter.send(protocol.ReportKind.STARTED, {"worker": socket.gethostname()})
+    heartbeat = Heartbeat(reporter, heartbeat_seconds)
+    heartbeat.start()
+    try:
+        result = load_trainer(trainer)(training_spec(spec, store, model_root), reporter)
+    except TrainingCancelled:
+        outcome = {"status": protocol.Outcome.CANCELLED}
+    except TrainingError as error:
+        outcome = {"status": protocol.Outcome.FAILED, "code": error.code, "message": error.message}
+    except Exception as error:
+        logger.exception("job %s attempt %s crashed", spec["job_id"], spec["attempt"])
+        outcome = {
+            "status": protocol.Outcome.FAILED,
+            "code": "internal_error",
+            "message": f"{type(error).__name__}: {error}",
+        }
+    else:
+        outcome = {
+            "status": protocol.Outcome.SUCCEEDED,
+            "trained_tokens": int(result["trained_tokens"]),
+            "output": reporter.store_key(result["output_dir"]),
+            "metrics": result.get("metrics") or {},
+        }
+    finally:
+        heartbeat.stopped.set()
+    reporter.send(protocol.ReportKind.OUTCOME, outcome)
+    return outcome["status"]
