@@ -1,6 +1,5 @@
 from django.contrib import admin
 
-from tokenmill.catalog import services
 from tokenmill.catalog.models import BaseModel, Replica
 
 
@@ -41,18 +40,6 @@ class BaseModelAdmin(admin.ModelAdmin):
     def replica_count(self, obj: BaseModel) -> int:
         return obj.replicas.count()
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        services.routes_changed()
-
-    def save_formset(self, request, form, formset, change):
-        super().save_formset(request, form, formset, change)
-        services.routes_changed()
-
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        services.routes_changed()
-
 
 @admin.register(Replica)
 class ReplicaAdmin(admin.ModelAdmin):
@@ -77,15 +64,3 @@ class ReplicaAdmin(admin.ModelAdmin):
     @admin.display(description="adapters")
     def adapter_count(self, obj: Replica) -> int:
         return len(obj.adapters or [])
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        services.routes_changed()
-
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        services.routes_changed()
-
-    def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
-        services.routes_changed()
