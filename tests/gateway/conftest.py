@@ -62,3 +62,33 @@ def call(gateway):
         return httpx.post(gateway.url + path, json=body, headers=headers, timeout=30, **kwargs)
 
     return post
+
+
+def make_fine_tuned_model(tenant, *, suffix: str = "rooms"):
+    """A succeeded job of `tenant` and its fine-tuned model on tiny-chat (no training run)."""
+    from tests.finetuning.conftest import make_training_file
+    from tokenmill.catalog.models import BaseModel
+    from tokenmill.finetuning.models import FineTunedModel, FineTuningJob
+
+    job = FineTuningJob.objects.create(
+        tenant=tenant,
+        base_model=BaseModel.objects.get(model_id="tiny-chat"),
+        training_file=make_training_file(tenant),
+        suffix=suffix,
+        seed=1,
+        status="succeeded",
+    )
+    model_id = f"ft:tiny-chat:{tenant.slug}:{suffix}:{job.public_id[-6:]}"
+    FineTuningJob.objects.filter(pk=job.pk).update(fine_tuned_model=model_id)
+    return FineTunedModel.objects.create(
+        model_id=model_id,
+        tenant=tenant,
+        job=job,
+        base_model=job.base_model,
+        artifact_key=f"jobs/{job.public_id}",
+    )
+
+
+@pytest.fixture
+def fine_tuned(transactional_db, acme, artifact_root):
+    return make_fine_tuned_model(acme)

@@ -99,7 +99,18 @@ class FakeBackend:
                 return
             chat = path == "/v1/chat/completions"
             if request.get("stream"):
-                await self._stream(send, request, chat=chat)
+                gone = asyncio.Event()
+
+                async def watch():
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    gone.set()
+
+                watcher = asyncio.create_task(watch())
+                try:
+                    await self._stream(send, request, chat=chat, gone=gone)
+                finally:
+                    watcher.cancel()
             else:
                 await _json(send, 200, self._whole(request, chat=chat))
         except asyncio.CancelledError:
@@ -136,7 +147,7 @@ class FakeBackend:
             "usage": self._usage(self.state.chunks),
         }
 
-    async def _stream(self, send, request: dict, *, chat: bool) -> None:
+    async def _stream(self, send, request: dict, *, chat: bool, gone: asyncio.Event) -> None:
         state = self.state
         options = request.get("stream_options") or {}
         continuous = options.get("continuous_usage_stats")
@@ -158,6 +169,9 @@ class FakeBackend:
                 raise ConnectionAbortedError("the fake replica dies mid-stream")
             if state.chunk_delay:
                 await asyncio.sleep(state.chunk_delay)
+            if gone.is_set():  # like vLLM: a caller that went away stops the generation
+                state.cancelled += 1
+                return
             last = i == state.chunks - 1
             delta = (
                 {

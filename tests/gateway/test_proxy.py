@@ -99,9 +99,9 @@ def test_a_stalled_stream_times_out_with_a_clear_event(backend, call, alice_key,
     backend.state.first_byte_delay = 0
     original = backend.app._stream
 
-    async def stalling(send, request, *, chat):
+    async def stalling(send, request, *, chat, gone):
         backend.state.chunk_delay = 1.6
-        await original(send, request, chat=chat)
+        await original(send, request, chat=chat, gone=gone)
 
     backend.app._stream = stalling
     response = call(alice_key, "/v1/chat/completions", chat(stream=True))

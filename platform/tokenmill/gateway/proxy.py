@@ -89,7 +89,8 @@ async def _handle(*, endpoint: str, raw_body: bytes, caller: Caller, request_id:
         use = "/v1/embeddings" if route.kind == "embedding" else "/v1/chat/completions"
         raise invalid(
             "model",
-            f"The model {prepared.model!r} is a {route.kind} model and cannot be used with "
+            f"The model {prepared.model!r} is {'an' if route.kind == 'embedding' else 'a'} "
+            f"{route.kind} model and cannot be used with "
             f"{UPSTREAM_PATHS[endpoint]}; use {use}.",
             code="model_not_supported",
         )
