@@ -12,6 +12,9 @@ from rest_framework.test import APIClient
 from tenants.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_key
 
+# Real vLLM servers (vllm_chat, vllm_embeddings), started on first use.
+pytest_plugins = ["tests.vllm"]
+
 # Password hashing is deliberately slow; tests need no protection from brute force.
 django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from tokenmill.finetuning import control
+from tokenmill.finetuning import adapters, control
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint
 from tokenmill.finetuning.services import event_add, mark_failed
 
@@ -135,6 +135,7 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
                 training_type=job.training_type,
                 artifact_key=payload["output"],
             )
+            adapters.adapters_publish_on_commit(base_model=job.base_model)
             event_add(job, f"New fine-tuned model created: {model_id}", at=at)
             event_add(job, "The job has successfully completed", at=at)
         else:

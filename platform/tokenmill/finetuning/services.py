@@ -14,7 +14,7 @@ from tenants.models import Organization
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store
-from tokenmill.finetuning import control, runner_spec
+from tokenmill.finetuning import adapters, control, runner_spec
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobEvent
 from tokenmill.finetuning.params import JobRequest
 
@@ -308,6 +308,7 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
 def fine_tuned_model_delete(*, tenant: Organization, model: FineTunedModel) -> None:
     artifact_key = model.artifact_key
     FineTunedModel.objects.for_tenant(tenant).filter(pk=model.pk).delete()
+    adapters.adapters_publish_on_commit(base_model=model.base_model)
     transaction.on_commit(lambda: get_artifact_store().delete(artifact_key))
 
 
