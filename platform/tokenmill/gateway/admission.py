@@ -48,7 +48,9 @@ class Admission:
     model: str  # as the caller named it (a base model or an ft: model)
     base_model: str
     stream: bool
-    prompt_tokens: int | None  # our own count, before the model server's
+    # Our own count before forwarding: exact near the context limit, else an upper bound
+    # (see tokens.py); None where this process has no tokenizer for the model.
+    prompt_tokens: int | None
     max_tokens: int | None
     admitted_at: float = field(default_factory=time.monotonic)
     settled: bool = False

@@ -1,6 +1,6 @@
 """Errors the gateway answers with, in OpenAI's shape (see tokenmill.api.errors)."""
 
-import json
+import orjson
 
 from tokenmill.api.errors import error_body
 
@@ -31,7 +31,7 @@ class GatewayError(Exception):
         return error_body(self.message, status_code=self.status, code=self.code, param=self.param)
 
     def json_bytes(self) -> bytes:
-        return json.dumps(self.body(), ensure_ascii=False).encode()
+        return orjson.dumps(self.body())
 
     def sse_bytes(self) -> bytes:
         return b"data: " + self.json_bytes() + b"\n\n"

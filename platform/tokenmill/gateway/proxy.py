@@ -6,23 +6,22 @@ back (a stream chunk by chunk) -> settle with the usage the caller was served.
 """
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
+import orjson
 from django.conf import settings
 
 from tokenmill.gateway import admission as admission_hook
-from tokenmill.gateway import params, routes, tokens
+from tokenmill.gateway import params, routes, tokens, upstream
 from tokenmill.gateway.admission import Admission, Outcome, Usage
 from tokenmill.gateway.balancer import balancer
 from tokenmill.gateway.callers import Caller
 from tokenmill.gateway.errors import GatewayError, invalid, model_timeout, model_unavailable
 from tokenmill.gateway.routes import ModelRoute, ReplicaRoute
-from tokenmill.gateway.upstream import client
 
 UPSTREAM_PATHS = {
     params.CHAT: "/v1/chat/completions",
@@ -59,8 +58,8 @@ def error_reply(error: GatewayError) -> Reply:
 
 def parse_body(raw: bytes) -> dict:
     try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
+        body = orjson.loads(raw)  # also refuses lone surrogates and nesting past 1024 levels
+    except orjson.JSONDecodeError:
         raise invalid(
             None,
             "We could not parse the JSON body of your request. (HINT: This likely means you "
@@ -110,30 +109,30 @@ async def _handle(*, endpoint: str, raw_body: bytes, caller: Caller, request_id:
     body = prepared.body
     if prepared.stream:
         body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
-    payload = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    payload = orjson.dumps(body)
     deadline = time.monotonic() + settings.GATEWAY_TOTAL_TIMEOUT
     try:
         response, replica = await _send(route, endpoint, payload, request_id)
     except GatewayError:
         await _settle(admitted, Usage(), Outcome.FAILED)
         raise
-    if response.status_code != 200:
+    if response.status != 200:
         try:
             error = await _upstream_error(route, response)
         finally:
-            await response.aclose()
+            response.release()
             balancer.release(replica)
         await _settle(admitted, Usage(), Outcome.FAILED)
         raise error
     if prepared.stream:
         stream = _relay(response, replica, prepared, admitted, deadline)
         return Reply(status=200, headers=list(SSE_HEADERS), stream=stream)
-    return await _whole(response, replica, route, admitted, deadline)
+    return await _whole(response, replica, route, admitted)
 
 
 async def _send(
     route: ModelRoute, endpoint: str, payload: bytes, request_id: str
-) -> tuple[httpx.Response, ReplicaRoute]:
+) -> tuple[aiohttp.ClientResponse, ReplicaRoute]:
     """Send to the best replica; one that refuses the connection is retried on the next."""
     candidates = balancer.candidates(route, await routes.health())
     refused = 0
@@ -141,35 +140,32 @@ async def _send(
         headers = {"content-type": "application/json", "x-request-id": request_id}
         if replica.api_key:
             headers["authorization"] = f"Bearer {replica.api_key}"
-        request = client().build_request(
-            "POST", replica.url + UPSTREAM_PATHS[endpoint], content=payload, headers=headers
-        )
         balancer.acquire(replica)
         try:
-            response = await asyncio.wait_for(
-                client().send(request, stream=True), timeout=settings.GATEWAY_FIRST_BYTE_TIMEOUT
+            # The session's read timeout is the first-byte timeout (see upstream.py).
+            response = await upstream.session().post(
+                replica.url + UPSTREAM_PATHS[endpoint], data=payload, headers=headers
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout):
+        except upstream.NOT_SENT:
             balancer.release(replica)
             balancer.mark_down(replica)
             refused += 1
             continue
-        except httpx.RemoteProtocolError:
-            # A pooled connection the server had closed, before any byte of a response.
+        except upstream.STALE:
             balancer.release(replica)
             refused += 1
             continue
-        except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout):
+        except upstream.READ_TIMEOUT:
             balancer.release(replica)
             raise model_timeout(
                 route.model_id,
                 f"it did not start answering within {settings.GATEWAY_FIRST_BYTE_TIMEOUT:g} s. "
                 "Try again, or ask for fewer tokens.",
             ) from None
-        except httpx.PoolTimeout:
+        except upstream.FAILED as error:
             balancer.release(replica)
             raise model_unavailable(
-                route.model_id, "the gateway has too many requests open."
+                route.model_id, f"its server could not be reached ({type(error).__name__})."
             ) from None
         except BaseException:
             balancer.release(replica)
@@ -182,20 +178,21 @@ async def _send(
     )
 
 
-async def _upstream_error(route: ModelRoute, response: httpx.Response) -> GatewayError:
+async def _upstream_error(route: ModelRoute, response: aiohttp.ClientResponse) -> GatewayError:
     """The model server's refusal, in OpenAI's shape with a status the caller can act on."""
+    status = response.status
     try:
-        raw = await asyncio.wait_for(response.aread(), timeout=settings.GATEWAY_FIRST_BYTE_TIMEOUT)
-        found = json.loads(raw)
-    except (ValueError, TimeoutError, httpx.HTTPError):
+        raw = await asyncio.wait_for(response.read(), timeout=settings.GATEWAY_FIRST_BYTE_TIMEOUT)
+        found = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TimeoutError, aiohttp.ClientError):
         found = {}
     detail = found.get("error", found) if isinstance(found, dict) else {}
     if not isinstance(detail, dict):
         detail = {"message": str(detail)}
-    message = str(detail.get("message") or f"HTTP {response.status_code}")
-    if response.status_code == 404 and route.fine_tuned:
+    message = str(detail.get("message") or f"HTTP {status}")
+    if status == 404 and route.fine_tuned:
         return model_unavailable(route.model_id, "it is still being loaded on its replicas.")
-    if response.status_code in (400, 422):
+    if status in (400, 422):
         param = detail.get("param")
         return GatewayError(
             message,
@@ -203,40 +200,40 @@ async def _upstream_error(route: ModelRoute, response: httpx.Response) -> Gatewa
             code=detail.get("code") if isinstance(detail.get("code"), str) else "invalid_value",
             param=param if isinstance(param, str) else None,
         )
-    if response.status_code == 503:
+    if status == 503:
         return model_unavailable(route.model_id, "its server is overloaded or starting.")
     return GatewayError(
-        f"The model server for {route.model_id!r} failed ({response.status_code}): {message}",
+        f"The model server for {route.model_id!r} failed ({status}): {message}",
         status=502,
         code="upstream_error",
     )
 
 
 async def _whole(
-    response: httpx.Response,
+    response: aiohttp.ClientResponse,
     replica: ReplicaRoute,
     route: ModelRoute,
     admitted: Admission,
-    deadline: float,
 ) -> Reply:
     try:
-        raw = await asyncio.wait_for(
-            response.aread(), timeout=max(0.001, deadline - time.monotonic())
-        )
-    except (TimeoutError, httpx.TimeoutException):
+        # vLLM sends a whole answer at once, so the read (first-byte) timeout bounds it.
+        raw = await response.read()
+    except upstream.READ_TIMEOUT:
         await _settle(admitted, Usage(), Outcome.FAILED)
         raise model_timeout(
-            route.model_id, f"it did not finish within {settings.GATEWAY_TOTAL_TIMEOUT:g} s."
+            route.model_id,
+            f"it did not answer within {settings.GATEWAY_FIRST_BYTE_TIMEOUT:g} s. "
+            "Try again, or ask for fewer tokens.",
         ) from None
-    except httpx.HTTPError:
+    except upstream.FAILED:
         await _settle(admitted, Usage(), Outcome.FAILED)
         raise model_unavailable(route.model_id, "its server closed the connection.") from None
     finally:
-        await response.aclose()
+        response.release()
         balancer.release(replica)
     try:
-        usage = Usage.from_body(json.loads(raw).get("usage")) or Usage()
-    except (ValueError, AttributeError):
+        usage = Usage.from_body(orjson.loads(raw).get("usage")) or Usage()
+    except (orjson.JSONDecodeError, AttributeError):
         usage = Usage()
     await _settle(admitted, usage, Outcome.COMPLETED)
     return Reply(status=200, headers=list(JSON_HEADERS), body=raw)
@@ -250,7 +247,7 @@ async def _settle(admitted: Admission, usage: Usage, outcome: str) -> None:
 
 
 async def _relay(
-    response: httpx.Response,
+    response: aiohttp.ClientResponse,
     replica: ReplicaRoute,
     prepared: params.Prepared,
     admitted: Admission,
@@ -268,7 +265,7 @@ async def _relay(
     outcome = Outcome.CUT
     pending = b""
     try:
-        async for raw in response.aiter_raw():
+        async for raw in response.content.iter_any():
             pending += raw
             while True:
                 end = pending.find(b"\n\n")
@@ -297,7 +294,7 @@ async def _relay(
             "upstream_error",
             502,
         )
-    except (TimeoutError, httpx.ReadTimeout):
+    except upstream.READ_TIMEOUT:
         outcome = Outcome.FAILED
         yield _stream_error(
             f"The model {prepared.model!r} timed out mid-stream: no new tokens within "
@@ -306,7 +303,7 @@ async def _relay(
             "model_timeout",
             504,
         )
-    except httpx.HTTPError:
+    except upstream.FAILED:
         outcome = Outcome.FAILED
         yield _stream_error(
             f"The model server for {prepared.model!r} failed mid-stream; the answer is incomplete.",
@@ -314,7 +311,10 @@ async def _relay(
             502,
         )
     finally:
-        await response.aclose()
+        if outcome == Outcome.COMPLETED:
+            response.release()  # the connection goes back to the pool
+        else:
+            response.close()  # hang up, so the model server stops generating
         balancer.release(replica)
         if not admitted.settled:
             if outcome == Outcome.COMPLETED and final is not None:
@@ -335,8 +335,8 @@ def _shape_event(
     if not event.startswith(b"data:"):
         return None, None, False  # comments and keep-alives are not forwarded
     try:
-        chunk = json.loads(event[5:])
-    except ValueError:
+        chunk = orjson.loads(event[5:])
+    except orjson.JSONDecodeError:
         return None, None, False
     if not isinstance(chunk, dict):
         return None, None, False
@@ -360,5 +360,5 @@ def _shape_event(
         chunk["usage"] = None  # OpenAI's shape: null on every chunk but the last
     else:
         del chunk["usage"]
-    shaped = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
+    shaped = orjson.dumps(chunk)
     return b"data: " + shaped + b"\n\n", usage, False

@@ -3,9 +3,17 @@ that cannot fit the context gets a clear 400 before it reaches a model server.
 
 The chat template is rendered by gpu_inference.formats (the code training encodes
 with), so the count agrees with what vLLM computes from the same folder.
+
+Counting exactly costs a template render and a tokenization (a few hundred
+microseconds, the largest part of the gateway's own work), so it is done only when
+the request might not fit: no token is shorter than one byte, so the UTF-8 length of
+the rendered prompt bounds its token count from above, and the template's own text
+per message is measured once per model. A request whose bound fits is forwarded with
+that bound as its estimate; vLLM's usage gives the real count when it ends.
 """
 
 import json
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +44,31 @@ class _Counter:
             if (value := config.get(key))
         }
         self.template = ChatTemplate(source, special_tokens=special) if source else None
+        self._overhead: dict[str, int] = {}
+
+    def chat_bound(self, messages: list[dict[str, Any]]) -> int | None:
+        """An upper bound of the chat prompt's tokens, without rendering it."""
+        if self.template is None:
+            return None
+        total = self._template_bytes(None)  # the generation prompt
+        for message in messages:
+            role = message["role"]
+            if role not in self._overhead:
+                self._overhead[role] = self._template_bytes(role)
+            total += self._overhead[role] + len(_text_of(message.get("content")).encode())
+        return total + _SAFETY_TOKENS
+
+    def _template_bytes(self, role: str | None) -> int:
+        # What the template writes around an empty message of this role (or, for None,
+        # the generation prompt alone): the bound's fixed part.
+        try:
+            if role is None:
+                empty, _ = self.template.render([], add_generation_prompt=True)
+            else:
+                empty, _ = self.template.render([{"role": role, "content": ""}])
+        except Exception:
+            return 1 << 20  # a template that cannot render alone: always count exactly
+        return len(empty.encode())
 
     def text(self, text: str, *, special: bool = False) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=special).ids)
@@ -51,6 +84,10 @@ class _Counter:
         return self.text(rendered)
 
 
+# Tokenizers that add a word-start marker may add a token at a boundary: a margin.
+_SAFETY_TOKENS = 8
+
+
 def _text_of(content: Any) -> str:
     if isinstance(content, list):
         return "".join(part["text"] for part in content)
@@ -63,24 +100,43 @@ def _counter(folder: str, stamp: int) -> _Counter:
     return _Counter(Path(folder))
 
 
+_found: dict[str, tuple[float, _Counter | None]] = {}
+
+
 def counter_for(base: BaseRoute) -> _Counter | None:
+    """The model's counter; its folder is looked at again at most every few seconds."""
+    now = time.monotonic()
+    cached = _found.get(base.path)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     folder = model_folder(base)
-    if folder is None:
-        return None
-    try:
-        stamp = (folder / "tokenizer.json").stat().st_mtime_ns
-    except OSError:
-        return None  # no tokenizer on this machine: the model server enforces the limit
-    return _counter(str(folder), stamp)
+    counter = None
+    if folder is not None:
+        try:
+            stamp = (folder / "tokenizer.json").stat().st_mtime_ns
+        except OSError:
+            pass  # no tokenizer on this machine: the model server enforces the limit
+        else:
+            counter = _counter(str(folder), stamp)
+    _found[base.path] = (now + 5, counter)
+    return counter
 
 
-def prompt_tokens(prepared: Prepared, base: BaseRoute) -> int | None:
-    """Prompt tokens of the request (the largest input, for a batch), or None if unknown."""
+def prompt_tokens(prepared: Prepared, base: BaseRoute, *, room: int | None = None) -> int | None:
+    """Prompt tokens of the request (the largest input, for a batch), or None if unknown.
+
+    With `room`, a chat prompt whose upper bound is within it is not counted exactly:
+    the bound is returned instead.
+    """
     counter = counter_for(base)
     if counter is None:
         return None
     body = prepared.body
     if prepared.endpoint == params.CHAT:
+        if room is not None:
+            bound = counter.chat_bound(body["messages"])
+            if bound is not None and bound <= room:
+                return bound
         return counter.chat(body["messages"])
     if prepared.endpoint == params.COMPLETIONS:
         return _largest(counter, body["prompt"], special=False)
@@ -99,11 +155,15 @@ def _largest(counter: _Counter, value: Any, *, special: bool) -> int:
 
 
 def check_context(prepared: Prepared, base: BaseRoute) -> int | None:
-    """Refuse a request whose prompt (plus the tokens asked for) exceeds the context."""
-    counted = prompt_tokens(prepared, base)
+    """Refuse a request whose prompt (plus the tokens asked for) exceeds the context.
+
+    Returns the prompt's tokens, exact or (when it clearly fits) an upper bound.
+    """
+    limit = base.context_length
+    room = limit - max(prepared.max_tokens or 0, 1)
+    counted = prompt_tokens(prepared, base, room=room)
     if counted is None:
         return None
-    limit = base.context_length
     if prepared.endpoint == params.EMBEDDINGS:
         if counted > limit:
             raise invalid(
