@@ -1,10 +1,15 @@
 from django.contrib import admin
+from django.db import models
 
 from tokenmill.catalog.models import BaseModel, Replica
+
+# Replica URLs are usually plain http inside the cluster: say so, do not assume https.
+_URL_FIELDS = {models.URLField: {"assume_scheme": "http"}}
 
 
 class ReplicaInline(admin.TabularInline):
     model = Replica
+    formfield_overrides = _URL_FIELDS
     extra = 0
     fields = [
         "url",
@@ -44,6 +49,8 @@ class BaseModelAdmin(admin.ModelAdmin):
 @admin.register(Replica)
 class ReplicaAdmin(admin.ModelAdmin):
     """Deployments: where each base model is served, and how healthy each endpoint is."""
+
+    formfield_overrides = _URL_FIELDS
 
     list_display = [
         "base_model",
