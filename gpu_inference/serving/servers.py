@@ -83,3 +83,43 @@ def supervise(
         supervisor.mark_unavailable(str(error))
         return supervisor
     return supervisor.start()
+
+
+def agent_command(
+    *,
+    python: Path | str,
+    base_model: str,
+    vllm_url: str,
+    artifact_root: Path | str,
+    cache_dir: Path | str,
+    broker_url: str,
+    broker_folder: Path | str | None = None,
+    name: str | None = None,
+    interval: float = 30.0,
+    check: float = 2.0,
+) -> list[str]:
+    """The serving agent for one vLLM server (its API key goes in VLLM_API_KEY)."""
+    command = [
+        str(python),
+        "-m",
+        "gpu_inference.serving.agent",
+        "--base-model",
+        base_model,
+        "--vllm-url",
+        vllm_url,
+        "--artifact-root",
+        str(artifact_root),
+        "--cache-dir",
+        str(cache_dir),
+        "--broker-url",
+        broker_url,
+        "--interval",
+        str(interval),
+        "--check",
+        str(check),
+    ]
+    if broker_folder:
+        command += ["--broker-folder", str(broker_folder)]
+    if name:
+        command += ["--name", name]
+    return command
