@@ -138,6 +138,9 @@ def _seed_catalog() -> None:
     from django.apps import apps
 
     importlib.import_module("tokenmill.catalog.migrations.0001_initial").seed_demo_model(apps, None)
+    importlib.import_module(
+        "tokenmill.catalog.migrations.0002_model_kind_and_replicas"
+    ).seed_embedding_model(apps, None)
 
 
 @pytest.fixture(autouse=True)

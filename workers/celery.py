@@ -63,6 +63,7 @@ def configure(celery_app: Celery) -> None:
         task_routes={
             "finetuning.train": {"queue": "gpu", "routing_key": "gpu"},
             "finetuning.report": {"queue": "control", "routing_key": "control"},
+            "gateway.check_replicas": {"queue": "control", "routing_key": "control"},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -78,9 +79,13 @@ def configure(celery_app: Celery) -> None:
                 "task": "finetuning.reap",
                 "schedule": float(settings.JOB_REAPER_SECONDS),
             },
+            "check-serving-replicas": {
+                "task": "gateway.check_replicas",
+                "schedule": float(settings.GATEWAY_HEALTH_SECONDS),
+            },
         },
     )
 
 
 configure(app)
-app.autodiscover_tasks(["workers", "tokenmill.files", "tokenmill.finetuning"])
+app.autodiscover_tasks(["workers", "tokenmill.files", "tokenmill.finetuning", "tokenmill.gateway"])

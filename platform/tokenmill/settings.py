@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "tokenmill.catalog",
     "tokenmill.files",
     "tokenmill.finetuning",
+    "tokenmill.gateway",
     "tokenmill.dashboard",
 ]
 
@@ -196,6 +197,22 @@ JOB_REAPER_SECONDS = env_int("JOB_REAPER_SECONDS", 10, minimum=1)
 # The training entry point GPU workers call (tests point it at a fake trainer).
 TRAINER = env_str("TRAINER", "gpu_inference.training:run_training").replace(":", ".")
 
+# Gateway (inference). Timeouts in seconds: opening a connection to a replica, its
+# first byte (and the longest pause inside a stream), the whole request.
+GATEWAY_CONNECT_TIMEOUT = env_int("GATEWAY_CONNECT_TIMEOUT", 3, minimum=1)
+GATEWAY_FIRST_BYTE_TIMEOUT = env_int("GATEWAY_FIRST_BYTE_TIMEOUT", 60, minimum=1)
+GATEWAY_TOTAL_TIMEOUT = env_int("GATEWAY_TOTAL_TIMEOUT", 600, minimum=1)
+GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+GATEWAY_MAX_CONNECTIONS = env_int("GATEWAY_MAX_CONNECTIONS", 1000, minimum=1)
+# How long each gateway process trusts what it read from the cache (keys, routes,
+# health): a revoke, a suspension or a deleted model takes effect within this time.
+GATEWAY_LOCAL_CACHE_SECONDS = env_int("GATEWAY_LOCAL_CACHE_MS", 500, minimum=0, maximum=1000) / 1000
+# Health checks of every replica (a beat task) and how long their findings count.
+GATEWAY_HEALTH_SECONDS = env_int("GATEWAY_HEALTH_SECONDS", 5, minimum=1)
+GATEWAY_HEALTH_STALE_SECONDS = 3 * GATEWAY_HEALTH_SECONDS + 5
+# A replica that refused a connection is skipped by that gateway process this long.
+GATEWAY_REPLICA_DOWN_SECONDS = env_int("GATEWAY_REPLICA_DOWN_SECONDS", 5, minimum=0)
+
 # Celery (see workers/celery.py): Redis when configured, else the filesystem broker.
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"
@@ -207,5 +224,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # One line per proxied request would cost the gateway more CPU than its own work.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
