@@ -87,8 +87,7 @@ class ModelServers:
             on_change=lambda status, url=spec.base_url: self._report(status, url),
         )
         self.supervisors.append(supervisor)
-        if supervisor.status.state == State.FAILED:  # cannot even start: already said why
-            self._report(supervisor.status, spec.base_url)
+        if supervisor.status.state == State.FAILED:  # cannot even start; _report said why
             return
         replica_register(model_id=base_model.model_id, url=spec.base_url, api_key=self.api_key)
         self.write(

@@ -135,12 +135,16 @@ def build_env(spec: ServerSpec, base: Mapping[str, str] | None = None) -> dict[s
 def check_launchable(spec: ServerSpec, python: Path | str | None = None) -> None:
     """Raise LaunchError with the reason when the server cannot even be started."""
     interpreter = Path(python or vllm_python())
+    _check_interpreter(interpreter)
+    if not Path(spec.model).is_dir():
+        raise LaunchError(f"the model folder {spec.model} does not exist")
+
+
+def _check_interpreter(interpreter: Path) -> None:
     if not interpreter.exists():
         raise LaunchError(
             f"vLLM's environment is missing ({interpreter}); run `make vllm` to install it."
         )
-    if not Path(spec.model).is_dir():
-        raise LaunchError(f"the model folder {spec.model} does not exist")
 
 
 def embedding_model_path(
@@ -151,6 +155,7 @@ def embedding_model_path(
     if not package.isidentifier():
         raise LaunchError(f"{package!r} is not a Python package name")
     interpreter = str(python or vllm_python())
+    _check_interpreter(Path(interpreter))
     code = f"import {package} as m; print(m.get_model_path())"
     try:
         found = subprocess.run(  # noqa: S603 - our own interpreter and fixed code
