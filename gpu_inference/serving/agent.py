@@ -246,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
         level=os.environ.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    for chatty in ("httpx", "httpcore"):  # a line per check of vLLM, every two seconds
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     options = {}
     if args.broker_url.startswith("filesystem://"):
         if not args.broker_folder:
