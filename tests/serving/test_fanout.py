@@ -44,7 +44,7 @@ def agent(vllm_chat, artifact_root, tmp_path):
         cache_dir=tmp_path / "adapter-cache",
         broker_url=settings.CELERY_BROKER_URL,
         broker_folder=settings.CELERY_BROKER_FOLDER if filesystem else None,
-        name=f"test-{os.getpid()}",
+        name="test-fanout",  # stable: a later session reuses its queue
         interval=600,  # so a load within seconds proves the wake-up, not the polling
         check=1,
     )
