@@ -47,7 +47,7 @@ def gateway(transactional_db, settings):
     from tokenmill.asgi import application
 
     _forget_process_state()
-    server = LiveServer(application).start()
+    server = LiveServer(application, lifespan="on").start()
     yield server
     server.stop()
     _forget_process_state()

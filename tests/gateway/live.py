@@ -8,8 +8,9 @@ import uvicorn
 
 
 class LiveServer:
-    def __init__(self, app, *, port: int = 0):
+    def __init__(self, app, *, port: int = 0, lifespan: str = "off"):
         self.app = app
+        self.lifespan = lifespan
         self.port = port or free_port()
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
@@ -20,7 +21,7 @@ class LiveServer:
 
     def start(self) -> "LiveServer":
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=self.lifespan
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

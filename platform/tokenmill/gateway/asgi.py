@@ -12,7 +12,7 @@ import contextlib
 
 from django.conf import settings
 
-from tokenmill.gateway import params, proxy
+from tokenmill.gateway import params, proxy, upstream
 from tokenmill.gateway.callers import caller_from_authorization
 from tokenmill.gateway.errors import GatewayError
 
@@ -28,9 +28,23 @@ def serve_inference(app):
         if scope["type"] == "http" and scope["path"].rstrip("/") in PATHS:
             await inference(scope, receive, send)
             return
+        if scope["type"] == "lifespan":  # Django has no lifespan; the pooled client does
+            await lifespan(receive, send)
+            return
         await app(scope, receive, send)
 
     return gateway
+
+
+async def lifespan(receive, send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await upstream.close_all()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 async def inference(scope, receive, send) -> None:
