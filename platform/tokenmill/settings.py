@@ -213,6 +213,18 @@ GATEWAY_HEALTH_STALE_SECONDS = 3 * GATEWAY_HEALTH_SECONDS + 5
 # A replica that refused a connection is skipped by that gateway process this long.
 GATEWAY_REPLICA_DOWN_SECONDS = env_int("GATEWAY_REPLICA_DOWN_SECONDS", 5, minimum=0)
 
+# Model servers that `runplatform` (make run) starts beside the platform: one vLLM per
+# active base model (chat models with runtime LoRA, embedding models with the pooling
+# runner), on ports from MODEL_SERVER_PORT up, each registered as a replica.
+MODEL_SERVERS = env_bool("MODEL_SERVERS", "true")
+MODEL_SERVER_PORT = env_int("MODEL_SERVER_PORT", 8101, minimum=1024, maximum=65000)
+MODEL_SERVER_DEVICE = env_str("VLLM_DEVICE", "cpu")
+if MODEL_SERVER_DEVICE not in ("cpu", "cuda"):
+    raise ImproperlyConfigured(f"VLLM_DEVICE must be cpu or cuda, got {MODEL_SERVER_DEVICE!r}")
+MODEL_SERVER_KV_CACHE_GIB = env_int("MODEL_SERVER_KV_CACHE_GIB", 1, minimum=1)
+MODEL_SERVER_MAX_LORAS = env_int("MODEL_SERVER_MAX_LORAS", 4, minimum=1)
+MODEL_SERVER_MAX_LORA_RANK = env_int("MODEL_SERVER_MAX_LORA_RANK", 16, minimum=1)
+
 # Celery (see workers/celery.py): Redis when configured, else the filesystem broker.
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"

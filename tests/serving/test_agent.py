@@ -178,7 +178,10 @@ def test_a_wake_up_on_the_broker_makes_the_agent_read_the_manifest_at_once(agent
         assert wait_until(lambda: "ft:a" in agent.vllm.loaded, 5)
     finally:
         stop.set()
-        thread.join(5)
+        thread.join(10)
+    # A stopped agent leaves no queue behind to collect wake-ups for nobody.
+    bindings = (tmp_path / "broker" / "control" / "serving.adapters.exchange").read_text()
+    assert "serving.adapters.test" not in bindings
 
 
 def wait_until(condition, seconds: float) -> bool:

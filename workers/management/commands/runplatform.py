@@ -1,4 +1,4 @@
-"""Start the whole platform in one terminal: web (ASGI), workers and beat.
+"""Start the whole platform in one terminal: web (ASGI), workers, beat and model servers.
 
 Ctrl-C stops everything; if one process dies, the others are stopped too, so a
 half-running platform never pretends to be up.
@@ -14,6 +14,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from workers.model_servers import ModelServers
 
 
 class Command(BaseCommand):
@@ -41,6 +43,9 @@ class Command(BaseCommand):
             ),
             "DJANGO_SETTINGS_MODULE": "tokenmill.settings",
         }
+        servers = ModelServers(write=self.stdout.write, root=root, var=Path(settings.VAR_DIR))
+        if settings.MODEL_SERVERS:  # first: vLLM takes the longest to be ready
+            servers.start()
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "workers.celery"]
         var = Path(settings.VAR_DIR)
@@ -102,10 +107,12 @@ class Command(BaseCommand):
                     )
                     exit_code, stopping = 1, True
                     break
+            servers.check()
             time.sleep(0.5)
         for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
+        servers.stop()
         deadline = time.monotonic() + 15
         for child in children.values():
             try:
