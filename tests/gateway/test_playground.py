@@ -51,7 +51,9 @@ def test_a_chat_streams_through_the_gateway_with_the_session(backend, gateway, a
     assert backend.state.requests[-1]["body"]["temperature"] == 0.2
 
 
-def test_playground_errors_are_the_gateways_errors(backend, gateway, alice, acme, globex, artifact_root):
+def test_playground_errors_are_the_gateways_errors(
+    backend, gateway, alice, acme, globex, artifact_root
+):
     theirs = make_fine_tuned_model(globex)
     with _session(gateway, alice) as session:
         bad = session.post("/playground/chat", json=chat(temperature=7, stream=True))
