@@ -191,10 +191,12 @@ async def tokens_per_second(url: str, key: str, model: str, concurrency: int) ->
         "temperature": 0,
     }
     headers = {"authorization": f"Bearer {key}"} if key else {}
+    gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=300, headers=headers) as client:
 
         async def one() -> int:
-            response = await client.post(url, json=body)
+            async with gate:  # never more than `concurrency` in flight
+                response = await client.post(url, json=body)
             response.raise_for_status()
             return response.json()["usage"]["completion_tokens"]
 
@@ -261,6 +263,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--no-vllm", action="store_true")
+    parser.add_argument("--only-vllm", action="store_true", help="skip the overhead part")
     args = parser.parse_args()
     key = setup_platform()
     from tokenmill.catalog.services import replica_register
@@ -277,13 +280,14 @@ def main() -> int:
         replica_register(model_id="tiny-chat", url=backend_url, max_concurrent_requests=1024)
         gateway = start_gateway(gateway_port)
         gateway_url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
-        overhead(
-            gateway_url,
-            backend_url + "/v1/chat/completions",
-            key,
-            psutil.Process(gateway.pid),
-            args.requests,
-        )
+        if not args.only_vllm:
+            overhead(
+                gateway_url,
+                backend_url + "/v1/chat/completions",
+                key,
+                psutil.Process(gateway.pid),
+                args.requests,
+            )
         vllm_ready = (ROOT / ".venv-vllm" / "bin" / "python").exists()
         if args.no_vllm or not vllm_ready:
             print(
