@@ -7,27 +7,26 @@ once a second, never from the database) and shown in the console. Between checks
 gateway process also skips a replica that has just refused it (balancer.py).
 """
 
-import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from tokenmill.catalog.models import Replica
 from tokenmill.catalog.services import replica_health_record
 
 
-async def probe(client: httpx.AsyncClient, replica: Replica) -> dict:
+def probe(client: httpx.Client, replica: Replica) -> dict:
     headers = {"authorization": f"Bearer {replica.api_key}"} if replica.api_key else {}
     try:
-        health = await client.get(replica.url + "/health", headers=headers)
+        health = client.get(replica.url + "/health", headers=headers)
         if health.status_code != 200:
             return {
                 "healthy": False,
                 "adapters": [],
                 "error": f"/health answered {health.status_code}",
             }
-        listed = await client.get(replica.url + "/v1/models", headers=headers)
+        listed = client.get(replica.url + "/v1/models", headers=headers)
         listed.raise_for_status()
         served = listed.json().get("data") or []
     except (httpx.HTTPError, ValueError) as error:
@@ -41,17 +40,20 @@ async def probe(client: httpx.AsyncClient, replica: Replica) -> dict:
     return {"healthy": True, "adapters": adapters, "error": ""}
 
 
-async def _probe_all(replicas: list[Replica]) -> dict[int, dict]:
-    timeout = httpx.Timeout(settings.GATEWAY_CONNECT_TIMEOUT, read=settings.GATEWAY_HEALTH_SECONDS)
-    async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
-        results = await asyncio.gather(*(probe(client, replica) for replica in replicas))
-    return {replica.pk: result for replica, result in zip(replicas, results, strict=True)}
-
-
 def replicas_check() -> dict[str, int]:
-    """Probe every enabled replica once and publish the findings."""
+    """Probe every enabled replica once (all at once, in threads) and publish the findings."""
     replicas = list(Replica.objects.filter(enabled=True).select_related("base_model"))
-    results = async_to_sync(_probe_all)(replicas) if replicas else {}
+    results: dict[int, dict] = {}
+    if replicas:
+        timeout = httpx.Timeout(
+            settings.GATEWAY_CONNECT_TIMEOUT, read=settings.GATEWAY_HEALTH_SECONDS
+        )
+        with (
+            httpx.Client(timeout=timeout, trust_env=False) as client,
+            ThreadPoolExecutor(max_workers=min(32, len(replicas))) as pool,
+        ):
+            found = pool.map(lambda replica: probe(client, replica), replicas)
+            results = {replica.pk: result for replica, result in zip(replicas, found, strict=True)}
     replica_health_record(results=results)
     healthy = sum(1 for result in results.values() if result["healthy"])
     return {"healthy": healthy, "unhealthy": len(results) - healthy}
