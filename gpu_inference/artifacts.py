@@ -75,6 +75,18 @@ class ArtifactStore:
                     total += (Path(folder) / name).stat().st_size
         return total
 
+    def list_files(self, prefix: str) -> list[str]:
+        """The keys of the files under the folder `prefix`, sorted (an adapter, a checkpoint)."""
+        folder = self.path(prefix)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no artifact folder {prefix!r}")
+        root = self.root.resolve()
+        return sorted(
+            str(item.relative_to(root))
+            for item in folder.rglob("*")
+            if item.is_file() and not item.name.startswith(".partial-")
+        )
+
     def delete(self, key: str) -> None:
         target = self.path(key)
         if target.is_dir():

@@ -12,6 +12,9 @@ from rest_framework.test import APIClient
 from tenants.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_key
 
+# Real vLLM servers (vllm_chat, vllm_embeddings), started on first use.
+pytest_plugins = ["tests.vllm"]
+
 # Password hashing is deliberately slow; tests need no protection from brute force.
 django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -138,6 +141,9 @@ def _seed_catalog() -> None:
     from django.apps import apps
 
     importlib.import_module("tokenmill.catalog.migrations.0001_initial").seed_demo_model(apps, None)
+    importlib.import_module(
+        "tokenmill.catalog.migrations.0002_model_kind_and_replicas"
+    ).seed_embedding_model(apps, None)
 
 
 @pytest.fixture(autouse=True)

@@ -74,6 +74,7 @@ def configure(celery_app: Celery) -> None:
             "finetuning.report": {"queue": "control", "routing_key": "control"},
             "finetuning.reap": {"queue": "control", "routing_key": "control"},
             "finetuning.dispatch": {"queue": "control", "routing_key": "control"},
+            "gateway.check_replicas": {"queue": "control", "routing_key": "control"},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -89,6 +90,10 @@ def configure(celery_app: Celery) -> None:
                 "task": "finetuning.reap",
                 "schedule": float(settings.JOB_REAPER_SECONDS),
             },
+            "check-serving-replicas": {
+                "task": "gateway.check_replicas",
+                "schedule": float(settings.GATEWAY_HEALTH_SECONDS),
+            },
         },
     )
 
@@ -101,4 +106,4 @@ def consume_own_probe_queue(sender: str, instance, **kwargs) -> None:
 
 
 configure(app)
-app.autodiscover_tasks(["workers", "tokenmill.files", "tokenmill.finetuning"])
+app.autodiscover_tasks(["workers", "tokenmill.files", "tokenmill.finetuning", "tokenmill.gateway"])

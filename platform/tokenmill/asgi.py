@@ -11,7 +11,9 @@ django_application = get_asgi_application()
 
 # Imported once Django is set up: the guard reads settings and the key cache.
 from tokenmill.body_guard import guard_bodies  # noqa: E402
+from tokenmill.gateway.asgi import serve_inference  # noqa: E402
 
-# Every route, and any plain ASGI handler mounted in front of Django, goes through
-# the body guard: wrap the outermost application.
-application = guard_bodies(django_application)
+# The inference endpoints are answered before Django's stack (see tokenmill.gateway.asgi).
+# Every route, the gateway's included, goes through the body guard: it wraps the
+# outermost application.
+application = guard_bodies(serve_inference(django_application))

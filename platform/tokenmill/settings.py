@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from tokenmill.env import env_bool, env_int, env_list, env_path, env_secret, env_str, env_url
 from tokenmill.redis_roles import redis_role_url
@@ -122,6 +123,7 @@ INSTALLED_APPS = [
     "tokenmill.catalog",
     "tokenmill.files",
     "tokenmill.finetuning",
+    "tokenmill.gateway",
     "tokenmill.dashboard",
 ]
 
@@ -240,6 +242,34 @@ JOB_FILE_VALIDATION_TIMEOUT = env_int("JOB_FILE_VALIDATION_TIMEOUT", 1800, minim
 # The training entry point GPU workers call (tests point it at a fake trainer).
 TRAINER = env_str("TRAINER", "gpu_inference.training:run_training").replace(":", ".")
 
+# Gateway (inference). Timeouts in seconds: opening a connection to a replica, its
+# first byte (and the longest pause inside a stream), the whole request.
+GATEWAY_CONNECT_TIMEOUT = env_int("GATEWAY_CONNECT_TIMEOUT", 3, minimum=1)
+GATEWAY_FIRST_BYTE_TIMEOUT = env_int("GATEWAY_FIRST_BYTE_TIMEOUT", 60, minimum=1)
+GATEWAY_TOTAL_TIMEOUT = env_int("GATEWAY_TOTAL_TIMEOUT", 600, minimum=1)
+GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+GATEWAY_MAX_CONNECTIONS = env_int("GATEWAY_MAX_CONNECTIONS", 1000, minimum=1)
+# How long each gateway process trusts what it read from the cache (keys, routes,
+# health): a revoke, a suspension or a deleted model takes effect within this time.
+GATEWAY_LOCAL_CACHE_SECONDS = env_int("GATEWAY_LOCAL_CACHE_MS", 500, minimum=0, maximum=1000) / 1000
+# Health checks of every replica (a beat task) and how long their findings count.
+GATEWAY_HEALTH_SECONDS = env_int("GATEWAY_HEALTH_SECONDS", 5, minimum=1)
+GATEWAY_HEALTH_STALE_SECONDS = 3 * GATEWAY_HEALTH_SECONDS + 5
+# A replica that refused a connection is skipped by that gateway process this long.
+GATEWAY_REPLICA_DOWN_SECONDS = env_int("GATEWAY_REPLICA_DOWN_SECONDS", 5, minimum=0)
+
+# Model servers that `runplatform` (make run) starts beside the platform: one vLLM per
+# active base model (chat models with runtime LoRA, embedding models with the pooling
+# runner), on ports from MODEL_SERVER_PORT up, each registered as a replica.
+MODEL_SERVERS = env_bool("MODEL_SERVERS", "true")
+MODEL_SERVER_PORT = env_int("MODEL_SERVER_PORT", 8101, minimum=1024, maximum=65000)
+MODEL_SERVER_DEVICE = env_str("VLLM_DEVICE", "cpu")
+if MODEL_SERVER_DEVICE not in ("cpu", "cuda"):
+    raise ImproperlyConfigured(f"VLLM_DEVICE must be cpu or cuda, got {MODEL_SERVER_DEVICE!r}")
+MODEL_SERVER_KV_CACHE_GIB = env_int("MODEL_SERVER_KV_CACHE_GIB", 1, minimum=1)
+MODEL_SERVER_MAX_LORAS = env_int("MODEL_SERVER_MAX_LORAS", 4, minimum=1)
+MODEL_SERVER_MAX_LORA_RANK = env_int("MODEL_SERVER_MAX_LORA_RANK", 16, minimum=1)
+
 # Celery (see workers/celery.py): Redis when configured, else the filesystem broker.
 CELERY_BROKER_URL = _redis_role("CELERY_BROKER_URL", "broker") or "filesystem://"
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"
@@ -257,5 +287,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # One line per proxied request would cost the gateway more CPU than its own work.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }

@@ -187,12 +187,14 @@ def test_unknown_api_urls_answer_in_the_api_shape(alice_api):
 def test_models_list_and_retrieve(alice_api):
     listed = alice_api.get("/v1/models").json()
     assert listed["object"] == "list"
-    assert listed["data"][0] == {
+    by_id = {body["id"]: body for body in listed["data"]}
+    assert by_id["tiny-chat"] == {
         "id": "tiny-chat",
         "object": "model",
-        "created": listed["data"][0]["created"],
+        "created": by_id["tiny-chat"]["created"],
         "owned_by": "tokenmill",
     }
+    assert by_id["all-MiniLM-L6-v2"]["owned_by"] == "sentence-transformers"
     missing = alice_api.get("/v1/models/gpt-9")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "model_not_found"

@@ -3,7 +3,10 @@ measured in the same run (never a timed test).
 
 - training throughput: the platform's trainer against a bare PEFT loop;
 - dispatch latency: create -> running with an idle GPU worker, against a bare
-  Celery round trip on the same broker.
+  Celery round trip on the same broker;
+- serving: the gateway's added latency and CPU per request against the same fake
+  backend called directly, and vLLM's tokens/s at concurrency 8 and 32 against 1,
+  through the gateway and directly.
 """
 
 import subprocess
@@ -14,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = [
     ("training throughput", [sys.executable, "tests/bench/training.py", "throughput"]),
     ("fine-tuning dispatch latency", [sys.executable, "tests/bench/dispatch.py"]),
+    ("serving", [sys.executable, "tests/bench/serving.py"]),
 ]
 
 

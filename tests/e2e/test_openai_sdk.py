@@ -10,7 +10,7 @@ from tenants.models import ApiKey, Organization
 
 def test_models_list_contains_the_demo_model(sdk, alice_key):
     page = sdk(alice_key).models.list()
-    assert [model.id for model in page.data] == ["tiny-chat"]
+    assert [model.id for model in page.data] == ["all-MiniLM-L6-v2", "tiny-chat"]
     assert page.data[0].object == "model"
 
 
@@ -64,7 +64,10 @@ def test_a_wrong_key_is_an_authentication_error(sdk, alice_key, wrong_key, shown
 
 def test_a_revoked_key_is_an_authentication_error(sdk, acme, alice_key):
     client = sdk(alice_key)
-    assert [model.id for model in client.models.list().data] == ["tiny-chat"]  # cached now
+    assert [model.id for model in client.models.list().data] == [
+        "all-MiniLM-L6-v2",
+        "tiny-chat",
+    ]  # cached now
 
     api_key = ApiKey.unscoped.get(prefix=key_prefix(alice_key))
     services.api_key_revoke(tenant=acme, actor=None, api_key=api_key)
@@ -91,6 +94,9 @@ def test_a_suspended_organizations_key_is_permission_denied(sdk, acme, alice_key
         "code": "organization_suspended",
     }
     # Another tenant is unaffected; reactivating restores the key.
-    assert [model.id for model in sdk(charlie_key).models.list().data] == ["tiny-chat"]
+    assert [model.id for model in sdk(charlie_key).models.list().data] == [
+        "all-MiniLM-L6-v2",
+        "tiny-chat",
+    ]
     services.organization_set_status(tenant=acme, status=Organization.Status.ACTIVE)
-    assert [model.id for model in client.models.list().data] == ["tiny-chat"]
+    assert [model.id for model in client.models.list().data] == ["all-MiniLM-L6-v2", "tiny-chat"]

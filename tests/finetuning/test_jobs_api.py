@@ -59,7 +59,7 @@ def test_a_job_runs_from_validating_files_to_succeeded(
     assert checkpoints[0]["object"] == "fine_tuning.job.checkpoint"
 
     model_ids = [m["id"] for m in alice_api.get("/v1/models").json()["data"]]
-    assert model_ids == ["tiny-chat", job["fine_tuned_model"]]
+    assert model_ids == ["all-MiniLM-L6-v2", "tiny-chat", job["fine_tuned_model"]]
 
 
 def test_fine_tuned_models_are_their_tenants_alone_and_can_be_deleted(

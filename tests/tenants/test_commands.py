@@ -33,7 +33,7 @@ def test_create_tenant_makes_the_owner_and_prints_a_working_key(db, api):
 
     response = api(key).get("/v1/models")
     assert response.status_code == 200, response.content
-    assert [model["id"] for model in response.json()["data"]] == ["tiny-chat"]
+    assert [model["id"] for model in response.json()["data"]] == ["all-MiniLM-L6-v2", "tiny-chat"]
     # The key is the tenant's, not anyone else's.
     assert api(key).get("/api/v1/organization").json()["slug"] == "acme2"
 
@@ -96,7 +96,7 @@ def test_create_api_key_prints_a_working_operator_key(acme, alice_key, api):
 
     models = api(key).get("/v1/models")
     assert models.status_code == 200, models.content
-    assert [model["id"] for model in models.json()["data"]] == ["tiny-chat"]
+    assert [model["id"] for model in models.json()["data"]] == ["all-MiniLM-L6-v2", "tiny-chat"]
     listed = api(key).get("/api/v1/api-keys")
     assert listed.status_code == 200, listed.content
     assert {item["name"] for item in listed.json()["data"]} == {"deploy bot", "alice's key"}

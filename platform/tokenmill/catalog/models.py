@@ -11,13 +11,19 @@ class BaseModel(models.Model):
         ACTIVE = "active"
         DISABLED = "disabled"
 
+    class Kind(models.TextChoices):
+        CHAT = "chat"  # /v1/chat/completions and /v1/completions
+        EMBEDDING = "embedding"  # /v1/embeddings
+
     model_id = models.SlugField(
         max_length=64, unique=True, help_text="The id clients send as `model`."
     )
     display_name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHAT)
     description = models.TextField(blank=True)
     owned_by = models.CharField(max_length=64, default="tokenmill")
-    # A folder in Hugging Face layout, absolute or relative to MODEL_ROOT.
+    # A folder in Hugging Face layout, absolute or relative to MODEL_ROOT, or
+    # `package:<distribution>` for a model that ships inside a Python package.
     path = models.CharField(max_length=500)
     context_length = models.PositiveIntegerField()
     parameter_count = models.PositiveBigIntegerField(default=0)
@@ -40,3 +46,56 @@ class BaseModel(models.Model):
 
     def __str__(self) -> str:
         return self.model_id
+
+
+class Replica(models.Model):
+    """One serving endpoint of a base model: a vLLM server, or a load balancer in front of many.
+
+    Fine-tuned models are served by their base model's replicas (vLLM LoRA adapters),
+    so routing needs only the base model's replicas and which adapters each holds.
+    """
+
+    class Health(models.TextChoices):
+        UNKNOWN = "unknown"
+        HEALTHY = "healthy"
+        UNHEALTHY = "unhealthy"
+
+    base_model = models.ForeignKey(BaseModel, on_delete=models.CASCADE, related_name="replicas")
+    url = models.URLField(
+        max_length=500,
+        help_text="Root of an OpenAI-compatible server (without /v1), e.g. http://10.0.0.5:8000.",
+    )
+    api_key = models.CharField(
+        max_length=200, blank=True, help_text="Sent as a Bearer token to the replica, if set."
+    )
+    weight = models.PositiveIntegerField(
+        default=1,
+        help_text="Relative share of traffic; a load balancer in front of N servers takes N.",
+    )
+    max_concurrent_requests = models.PositiveIntegerField(
+        default=64,
+        help_text="Requests in flight from one gateway process before it looks elsewhere.",
+    )
+    enabled = models.BooleanField(default=True, help_text="Untick to drain the replica.")
+    health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    # Served names of the LoRA adapters loaded on it, from its /v1/models.
+    adapters = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["base_model__model_id", "url"]
+        constraints = [
+            models.UniqueConstraint(fields=["base_model", "url"], name="replica_unique_url"),
+            models.CheckConstraint(
+                condition=models.Q(weight__gte=1), name="replica_weight_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_concurrent_requests__gte=1),
+                name="replica_concurrency_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.base_model_id and self.base_model.model_id} @ {self.url}"

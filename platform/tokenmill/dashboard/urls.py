@@ -9,6 +9,7 @@ from tokenmill.dashboard.views import (
     jobs,
     members,
     organizations,
+    playground,
 )
 
 app_name = "dashboard"
@@ -74,4 +75,6 @@ urlpatterns = [
     path("fine-tuning/<str:public_id>/", jobs.JobDetailView.as_view(), name="job-detail"),
     path("fine-tuning/<str:public_id>/status/", jobs.JobStatusView.as_view(), name="job-status"),
     path("fine-tuning/<str:public_id>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
+    path("playground/", playground.PlaygroundView.as_view(), name="playground"),
+    path("playground/chat", playground.playground_chat, name="playground-chat"),
 ]

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from gpu_inference import protocol
 from tokenmill.files.storage_usage import stored_artifact_measure
-from tokenmill.finetuning import control
+from tokenmill.finetuning import adapters, control
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint, JobEvent
 from tokenmill.finetuning.services import event_add, mark_failed
 
@@ -209,5 +209,6 @@ def mark_succeeded(job: FineTuningJob, payload: dict, *, at: datetime, now: date
         training_type=job.training_type,
         artifact_key=payload["output"],
     )
+    adapters.adapters_publish_on_commit(base_model=job.base_model)
     event_add(job, f"New fine-tuned model created: {model_id}", at=at)
     event_add(job, "The job has successfully completed", at=at)

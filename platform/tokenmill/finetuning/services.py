@@ -15,7 +15,7 @@ from tokenmill.files.models import File
 from tokenmill.files.services import storage_room_check
 from tokenmill.files.storage import get_artifact_store
 from tokenmill.files.storage_usage import stored_artifact_measure, stored_artifact_record
-from tokenmill.finetuning import control, job_spec
+from tokenmill.finetuning import adapters, control, job_spec
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobEvent
 from tokenmill.finetuning.params import JobRequest
 
@@ -281,6 +281,7 @@ def fine_tuned_model_delete(*, tenant: Organization, model: FineTunedModel) -> N
     artifact_key = model.artifact_key
     job_folder = control.job_folder_key(model.job.public_id)
     FineTunedModel.objects.for_tenant(tenant).filter(pk=model.pk).delete()
+    adapters.adapters_publish_on_commit(base_model=model.base_model)
 
     def delete_bytes() -> None:
         get_artifact_store().delete(artifact_key)

@@ -1,4 +1,4 @@
-"""Start the whole platform in one terminal: web (ASGI), workers and beat.
+"""Start the whole platform in one terminal: web (ASGI), workers, beat and model servers.
 
 The processes are one table (`platform_children`): a name, a command and, for a
 Celery worker, the node name its probe goes to. A supervisor (workers/supervisor.py)
@@ -12,12 +12,14 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from workers.model_servers import ModelServers
 from workers.supervisor import Child, GaveUp, Supervisor
 
 
@@ -84,6 +86,9 @@ class Command(BaseCommand):
             ),
             "DJANGO_SETTINGS_MODULE": "tokenmill.settings",
         }
+        servers = ModelServers(write=self.stdout.write, root=root, var=Path(settings.VAR_DIR))
+        if settings.MODEL_SERVERS:  # first: vLLM takes the longest to be ready
+            servers.start()
         supervisor = Supervisor(
             platform_children(host=host, port=port),
             cwd=root,
@@ -114,8 +119,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
-            supervisor.run(should_stop=lambda: stopping)
+            while not stopping:
+                supervisor.tick()
+                servers.check()
+                time.sleep(0.5)
         except GaveUp as error:
             raise CommandError(str(error)) from None
         finally:
             supervisor.stop()
+            servers.stop()

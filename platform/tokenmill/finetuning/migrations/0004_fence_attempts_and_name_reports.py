@@ -10,7 +10,9 @@ def number_existing_attempts(apps, schema_editor):
     Checkpoint = apps.get_model("finetuning", "JobCheckpoint")
     Job._default_manager.filter(attempt=0).update(attempt=1)
     for job_id, attempt in (
-        Job._default_manager.filter(checkpoints__isnull=False).values_list("pk", "attempt").distinct()
+        Job._default_manager.filter(checkpoints__isnull=False)
+        .values_list("pk", "attempt")
+        .distinct()
     ):
         Checkpoint._default_manager.filter(job_id=job_id).update(attempt=attempt)
 

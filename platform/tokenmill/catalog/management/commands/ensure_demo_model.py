@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from tokenmill.catalog.models import BaseModel
+from tokenmill.catalog.services import routes_changed
 
 
 class Command(BaseCommand):
@@ -28,6 +29,7 @@ class Command(BaseCommand):
         BaseModel.objects.filter(model_id="tiny-chat").update(
             parameter_count=facts["parameters"], context_length=facts["context"]
         )
+        routes_changed()  # the gateway's routes carry the context length
         took = time.monotonic() - started
         self.stdout.write(
             f"Demo model ready: {facts['parameters']:,} parameters, validation loss "

@@ -1,0 +1,106 @@
+"""Who is calling: an API key (the /v1 endpoints) or a dashboard session (the playground).
+
+Keys go through tenants.keys' cached lookup (`authenticate_key`), memoized per process
+for a fraction of a second, so a request neither hashes against the database nor
+waits on the cache; a revoked key or a suspended organization is refused within
+GATEWAY_LOCAL_CACHE_SECONDS of its cache entry being cleared.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from tenants.keys import KeyRejected, authenticate_key, touch_last_used
+from tenants.models import ROLE_RANK, ApiKeyScope, Role
+from tokenmill.gateway.errors import GatewayError
+from tokenmill.gateway.memo import LocalMemo
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant_id: int
+    tenant_slug: str
+    key_id: int | None = None  # None for a dashboard session
+    key_public_id: str = ""
+    user_id: int | None = None
+    expires_at: datetime | None = None
+    # The key's own limits, for admission (the next issue enforces them).
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+_memo = LocalMemo()
+
+MISSING_KEY = (
+    "You didn't provide an API key. Provide it in an Authorization header using "
+    "Bearer auth (Authorization: Bearer YOUR_KEY)."
+)
+
+
+def _caller_for(token: str) -> Caller | GatewayError:
+    try:
+        record = authenticate_key(token)
+    except KeyRejected as rejected:
+        return GatewayError(
+            rejected.message, status=rejected.status, code=rejected.code, param=None
+        )
+    if not record.allows(ApiKeyScope.MODELS):
+        return GatewayError(
+            "This API key does not have the 'models' scope needed for inference.",
+            status=403,
+            code="missing_scope",
+        )
+    if record.read_only:
+        return GatewayError(
+            "This API key is read-only; inference needs a key that can write.",
+            status=403,
+            code="read_only_key",
+        )
+    if ROLE_RANK[Role(record.role)] < ROLE_RANK[Role.MEMBER]:
+        return GatewayError(
+            f"The API key's creator has the {record.role} role; inference needs member or above.",
+            status=403,
+            code="insufficient_role",
+        )
+    touch_last_used(record)  # writes at most once a minute per key, and only on a memo miss
+    return Caller(
+        tenant_id=record.tenant_id,
+        tenant_slug=record.tenant_slug,
+        key_id=record.id,
+        key_public_id=record.public_id,
+        expires_at=record.expires_at,
+        requests_per_minute=record.requests_per_minute,
+        tokens_per_minute=record.tokens_per_minute,
+    )
+
+
+def bearer_token(header: str) -> str | None:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def caller_from_authorization(header: str | None) -> Caller:
+    if not header:
+        raise GatewayError(MISSING_KEY, status=401, code="missing_api_key")
+    token = bearer_token(header)
+    if token is None:
+        raise GatewayError(
+            "The Authorization header must read 'Bearer YOUR_KEY'.",
+            status=401,
+            code="invalid_api_key",
+        )
+    memo_key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+    found = await _memo.get(memo_key, lambda: _caller_for(token))
+    if isinstance(found, GatewayError):
+        raise found.copy()  # a fresh exception each time: a shared one would pile up tracebacks
+    if found.expires_at is not None and found.expires_at <= timezone.now():
+        raise GatewayError("This API key has expired.", status=401, code="invalid_api_key")
+    return found
+
+
+def forget_local() -> None:
+    _memo.clear()
