@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -202,7 +203,7 @@ async def tokens_per_second(url: str, key: str, model: str, concurrency: int) ->
 
         await asyncio.gather(*(one() for _ in range(concurrency)))  # warm
         started = time.perf_counter()
-        counts = await asyncio.gather(*(one() for _ in range(concurrency * 3)))
+        counts = await asyncio.gather(*(one() for _ in range(max(concurrency * 3, 12))))
         return sum(counts) / (time.perf_counter() - started)
 
 
@@ -236,12 +237,16 @@ def vllm_throughput(gateway_url: str, key: str) -> None:
         }
         rates: dict[str, dict[int, float]] = {"direct": {}, "gateway": {}}
         for concurrency in (1, 8, 32):
-            # Both paths at one concurrency back to back, in turn, so neither gets a
-            # warmer or quieter machine; the better of two runs each.
-            for label in ("direct", "gateway", "direct", "gateway"):
+            # Both paths at one concurrency in turn, three times, so neither gets a
+            # warmer or quieter machine; the median of the three each.
+            runs: dict[str, list[float]] = {"direct": [], "gateway": []}
+            for label in ("direct", "gateway") * 3:
                 url, auth = paths[label]
-                rate = asyncio.run(tokens_per_second(url, auth, "tiny-chat", concurrency))
-                rates[label][concurrency] = max(rates[label].get(concurrency, 0.0), rate)
+                runs[label].append(
+                    asyncio.run(tokens_per_second(url, auth, "tiny-chat", concurrency))
+                )
+            for label, measured in runs.items():
+                rates[label][concurrency] = statistics.median(measured)
         for label, rate in rates.items():
             print(
                 f"{label:<8} c=1 {rate[1]:7.0f} tok/s   c=8 {rate[8]:7.0f} ({rate[8] / rate[1]:.1f}x)"

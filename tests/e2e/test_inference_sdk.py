@@ -26,8 +26,12 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 
 @pytest.fixture
-def served(vllm_chat, vllm_embeddings, transactional_db, settings):
+def served(vllm_chat, vllm_embeddings, transactional_db, settings, monkeypatch):
     """The gateway under uvicorn, with the real vLLM servers as the models' replicas."""
+    from django.db import connections
+
+    # Not persistent under ASGI (see tests/gateway/conftest.py: asgi_connections).
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     settings.GATEWAY_LOCAL_CACHE_SECONDS = 0.2
     replica_register(model_id="tiny-chat", url=vllm_chat.base_url, api_key=vllm_chat.api_key)
     replica_register(

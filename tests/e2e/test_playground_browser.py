@@ -55,7 +55,11 @@ def browser_type_launch_args(browser_type_launch_args):
 
 
 @pytest.fixture
-def platform_url(transactional_db, settings):
+def platform_url(transactional_db, settings, monkeypatch):
+    from django.db import connections
+
+    # Not persistent under ASGI (see tests/gateway/conftest.py: asgi_connections).
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     from tokenmill.asgi import application
 
     settings.GATEWAY_LOCAL_CACHE_SECONDS = 0.2

@@ -41,7 +41,20 @@ def backend(backends, transactional_db):
 
 
 @pytest.fixture
-def gateway(transactional_db, settings):
+def asgi_connections(monkeypatch):
+    """Database connections as an ASGI deployment must have them: not persistent.
+
+    Django runs each sync part of an ASGI request in a thread of its own; a persistent
+    connection outlives that thread and is dropped open (a ResourceWarning on
+    PostgreSQL). Django's advice, and the production settings' job.
+    """
+    from django.db import connections
+
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+
+
+@pytest.fixture
+def gateway(transactional_db, settings, asgi_connections):
     """The platform's real ASGI application (gateway in front of Django) under uvicorn."""
     settings.GATEWAY_LOCAL_CACHE_SECONDS = 0.2
     from tokenmill.asgi import application

@@ -14,6 +14,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 
 
 class LocalMemo:
@@ -42,7 +43,7 @@ class LocalMemo:
         future = asyncio.get_running_loop().create_future()
         self._loading[loop_key] = future
         try:
-            value = await sync_to_async(load)()
+            value = await sync_to_async(_load_and_close)(load)
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved here, so an unawaited future logs nothing
@@ -55,3 +56,13 @@ class LocalMemo:
             return value
         finally:
             del self._loading[loop_key]
+
+
+def _load_and_close(load: Callable[[], Any]) -> Any:
+    # The inference endpoints run outside Django's request cycle, which is what closes
+    # connections; a miss is rare (at most one per entry and memo period), so its
+    # thread opens a connection when it needs one and closes it at once.
+    try:
+        return load()
+    finally:
+        connections.close_all()
