@@ -13,7 +13,7 @@ django_application = get_asgi_application()
 from tokenmill.body_guard import guard_bodies  # noqa: E402
 from tokenmill.gateway.asgi import serve_inference  # noqa: E402
 
-# The inference endpoints are answered before Django's stack (see tokenmill.gateway.asgi).
-# Every route, the gateway's included, goes through the body guard: it wraps the
-# outermost application.
-application = guard_bodies(serve_inference(django_application))
+# The inference endpoints are answered before Django's stack (tokenmill.gateway.asgi),
+# which checks their keys at the headers and caps their bodies as they stream, from
+# its own per-process memo. Every other route goes through the body guard.
+application = serve_inference(guard_bodies(django_application))

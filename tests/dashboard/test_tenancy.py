@@ -68,6 +68,8 @@ DASHBOARD_PAGES = {
     "job-detail": ObjectPage("job"),
     "job-status": ObjectPage("job"),
     "job-cancel": ObjectPage("job"),
+    "playground": TenantPage(),
+    "playground-chat": TenantPage(),
 }
 
 
