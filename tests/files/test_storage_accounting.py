@@ -38,6 +38,11 @@ def train(alice_api, django_capture_on_commit_callbacks, fake_trainer):
     return _train
 
 
+def tenant_files(root) -> list:
+    """What tenants own in the store: not the platform's serving manifests (serving/)."""
+    return [path for path in stored_files(root) if not path.is_relative_to(root / "serving")]
+
+
 def store_size(key: str) -> int:
     return get_artifact_store().size(key)
 
@@ -53,7 +58,7 @@ def test_checkpoints_models_and_normalized_files_count_against_the_quota(
     assert store_size(file_folder) > uploaded["bytes"]  # the upload and its normalized copy
     used = storage_used_bytes(tenant=acme)
     assert used == store_size(file_folder) + store_size(job_folder)
-    assert used == sum(path.stat().st_size for path in stored_files(artifact_root))
+    assert used == sum(path.stat().st_size for path in tenant_files(artifact_root))
     organization = alice_api.get("/api/v1/organization").json()
     assert organization["storage_used_bytes"] == used
     assert organization["storage_quota_bytes"] == 10 * 1024**3
@@ -119,12 +124,12 @@ def test_deleting_an_organization_removes_its_bytes_from_the_store(
     job = train(upload(jsonl(chat_lines(20))).json()["id"])
     upload(b"some notes", name="notes.txt", purpose="user_data")
     kept = upload(b"globex's notes", name="notes.txt", purpose="user_data", key=charlie_key)
-    assert any(f"jobs/{job.public_id}" in str(path) for path in stored_files(artifact_root))
+    assert any(f"jobs/{job.public_id}" in str(path) for path in tenant_files(artifact_root))
 
     with django_capture_on_commit_callbacks(execute=True):
         acme.delete()  # what the console's delete does
 
-    left = [path.relative_to(artifact_root).as_posix() for path in stored_files(artifact_root)]
+    left = [path.relative_to(artifact_root).as_posix() for path in tenant_files(artifact_root)]
     assert left == [f"files/{kept.json()['id']}/original"]
     assert list(StoredArtifact.unscoped.values_list("key", flat=True)) == [
         f"files/{kept.json()['id']}"
@@ -141,6 +146,6 @@ def test_storage_recount_counts_what_was_stored_before_the_ledger(
 
     call_command("storage_recount")
 
-    total = sum(path.stat().st_size for path in stored_files(artifact_root))
+    total = sum(path.stat().st_size for path in tenant_files(artifact_root))
     assert storage_used_bytes(tenant=acme) == total > store_size(f"jobs/{job.public_id}") > 0
     assert capsys.readouterr().out == f"acme: {total:,} bytes\n"

@@ -6,9 +6,9 @@ import pytest
 from django.core.management import call_command
 
 from gpu_inference.serving.manifest import folder_checksum, read_manifest
-from tests.finetuning.conftest import make_training_file
+from tests.finetuning.conftest import make_training_file, report
 from tokenmill.files.storage import get_artifact_store
-from tokenmill.finetuning import adapters, control, reports, services
+from tokenmill.finetuning import adapters, control, services
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob
 from tokenmill.finetuning.params import JobRequest
 
@@ -49,12 +49,13 @@ def succeed(tenant, sent, commits, *, training_type="lora", suffix="rooms") -> F
     store.write_bytes(f"{output}/adapter_config.json", json.dumps({"r": 16}).encode())
     store.write_bytes(f"{output}/adapter_model.safetensors", b"weights")
     with commits(execute=True):
-        reports.record(job_id=job.public_id, attempt=spec["attempt"], kind="started", payload={})
-        reports.record(
-            job_id=job.public_id,
+        report(job, "started", seq=1, attempt=spec["attempt"])
+        report(
+            job,
+            "outcome",
+            {"status": "succeeded", "trained_tokens": 100, "output": output},
+            seq=2,
             attempt=spec["attempt"],
-            kind="outcome",
-            payload={"status": "succeeded", "trained_tokens": 100, "output": output},
         )
     job.refresh_from_db()
     assert job.status == "succeeded"
