@@ -8,6 +8,7 @@ from tokenmill.dashboard.views import (
     invitations,
     jobs,
     members,
+    models,
     organizations,
 )
 
@@ -68,10 +69,17 @@ urlpatterns = [
         datasets.DatasetDeleteView.as_view(),
         name="dataset-delete",
     ),
+    path("models/", models.ModelsView.as_view(), name="models"),
+    path("models/<str:model_id>/delete/", models.ModelDeleteView.as_view(), name="model-delete"),
     path("fine-tuning/", jobs.JobsView.as_view(), name="jobs"),
     path("fine-tuning/new/", jobs.JobCreateView.as_view(), name="job-create"),
     path("fine-tuning/estimate/", jobs.JobEstimateView.as_view(), name="job-estimate"),
     path("fine-tuning/<str:public_id>/", jobs.JobDetailView.as_view(), name="job-detail"),
     path("fine-tuning/<str:public_id>/status/", jobs.JobStatusView.as_view(), name="job-status"),
     path("fine-tuning/<str:public_id>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
+    path(
+        "fine-tuning/checkpoints/<str:public_id>/model/",
+        models.CheckpointModelView.as_view(),
+        name="checkpoint-model",
+    ),
 ]

@@ -145,7 +145,11 @@ class FineTunedModel(models.Model):
     tenant = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="fine_tuned_models"
     )
-    job = models.OneToOneField(FineTuningJob, on_delete=models.CASCADE, related_name="model")
+    # The job's final model, or one registered from one of its checkpoints (`checkpoint`).
+    job = models.ForeignKey(FineTuningJob, on_delete=models.CASCADE, related_name="models")
+    checkpoint = models.ForeignKey(
+        JobCheckpoint, on_delete=models.SET_NULL, null=True, blank=True, related_name="models"
+    )
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="+")
     training_type = models.CharField(max_length=8, choices=FineTuningJob.TrainingType.choices)
     artifact_key = models.CharField(max_length=500)
