@@ -310,7 +310,7 @@ def test_the_job_page_shows_progress_events_and_the_loss_chart(alice_client, run
     assert events[-1] == f"Validating training file: {running_job.training_file.public_id}"
     # Checkpoints and the chosen hyperparameters.
     assert "ft:tiny-chat:acme:bot:x:ckpt-step-3" in page
-    assert "train 1.9300 · valid 1.6000" in page
+    assert "epoch 1 · train 1.9300 · valid 1.6000" in page
     assert '<dt>Batch size</dt><dd data-hyper="batch_size">4</dd>' in page
     assert "<dt>LoRA rank / alpha</dt><dd>16 / 32</dd>" in page
     assert 'data-follow="true"' in page

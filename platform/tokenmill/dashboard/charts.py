@@ -125,7 +125,11 @@ def loss_chart(points: list[LossPoint], *, total_steps: int | None = None) -> Lo
         if not column:
             continue
         coordinates = [(x(step), y(loss)) for step, loss in column]
-        path = "M" + " L".join(f"{cx} {cy}" for cx, cy in coordinates) if len(column) > 1 else ""
+        path = (
+            "M" + " L".join(f"{_number(cx)} {_number(cy)}" for cx, cy in coordinates)
+            if len(column) > 1
+            else ""
+        )
         # Training loss comes every step: a line is enough. Validation comes per epoch:
         # each point is marked, with its value on hover.
         marked = column if key != "train" or len(column) == 1 else column[-1:]
@@ -162,6 +166,11 @@ def _clip_high(columns: dict[str, list[tuple[int, float]]], last_step: int) -> f
     high = max(rest)
     early = max(loss for column in columns.values() for _, loss in column)
     return high if early > CLIP_FACTOR * high else None
+
+
+def _number(value: float) -> str:
+    """84.0 -> 84, as the page's script writes numbers, so both draw the same path."""
+    return str(int(value)) if value == int(value) else str(value)
 
 
 def _finite(value) -> bool:

@@ -61,6 +61,23 @@
     });
   });
 
+  // The main navigation scrolls sideways when it does not fit: show the current page,
+  // and fade the edges that have more links behind them, so it is plain that it scrolls.
+  document.querySelectorAll(".mainnav").forEach(function (nav) {
+    function edges() {
+      var more = nav.scrollWidth - nav.clientWidth;
+      nav.classList.toggle("has-more-left", more > 1 && nav.scrollLeft > 1);
+      nav.classList.toggle("has-more-right", more > 1 && nav.scrollLeft < more - 1);
+    }
+    var current = nav.querySelector('[aria-current="page"]');
+    if (current && nav.scrollWidth > nav.clientWidth) {
+      nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
+    }
+    edges();
+    nav.addEventListener("scroll", edges, { passive: true });
+    window.addEventListener("resize", edges);
+  });
+
   // A page showing a new secret answers a POST: turn the history entry into a GET,
   // so reloading lists the keys instead of posting the form (and minting a key) again.
   if (document.querySelector("[data-replace-history]") && window.history.replaceState) {
