@@ -150,6 +150,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tokenmill <no-reply@tokenmill.localhost>")
+# Where users are told to write when their organization is suspended (the operator).
+SUPPORT_EMAIL = env_str("SUPPORT_EMAIL")
 # Links in e-mails (invitations) point here.
 PUBLIC_URL = env_str("PUBLIC_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
 

@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from tenants import services as tenant_services
 from tests.finetuning.conftest import make_training_file
+from tokenmill.catalog.models import BaseModel
 from tokenmill.files.storage import get_artifact_store
 from tokenmill.finetuning import services
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint
-from tokenmill.finetuning.params import JobRequest
 
 MODELS = reverse("dashboard:models")
 
@@ -25,22 +25,21 @@ def _private_store(artifact_root):
 
 def finished_job(tenant, *, suffix="bot", checkpoints=(), model=True) -> FineTuningJob:
     """A succeeded job (its model registered, unless `model` is False) with checkpoints."""
-    job = services.job_create(
-        tenant=tenant,
-        request=JobRequest(
-            model="tiny-chat", training_file=make_training_file(tenant).public_id, suffix=suffix
-        ),
-    )
-    model_id = f"ft:tiny-chat:{tenant.slug}:{suffix}:{job.public_id[6:14]}"
     ended = timezone.now() - timedelta(minutes=3)
-    FineTuningJob.unscoped.filter(pk=job.pk).update(
+    job = FineTuningJob.objects.create(  # not job_create: no task may run it here
+        tenant=tenant,
+        base_model=BaseModel.objects.get(model_id="tiny-chat"),
+        training_file=make_training_file(tenant),
+        suffix=suffix,
+        seed=7,
         status="succeeded",
-        fine_tuned_model=model_id,
         finished_at=ended,
         released_at=ended,
         trained_tokens=500,
     )
-    job.refresh_from_db()
+    job.fine_tuned_model = f"ft:tiny-chat:{tenant.slug}:{suffix}:{job.public_id[6:14]}"
+    job.save(update_fields=["fine_tuned_model"])
+    model_id = job.fine_tuned_model
     store = get_artifact_store()
     for step in checkpoints:
         key = f"jobs/{job.public_id}/checkpoints/step-{step}/adapter.safetensors"

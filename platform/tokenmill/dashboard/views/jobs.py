@@ -65,7 +65,7 @@ class JobsView(JobsPage):
             "page": page,
             "jobs": page.object_list,
             "status_labels": STATUS_LABELS,
-            "can_create": self.has_role(Role.MEMBER),
+            "can_create": self.can(Role.MEMBER),
         }
         return render(request, "dashboard/jobs.html", context)
 
@@ -208,7 +208,7 @@ class JobDetailView(JobsPage):
             "job": job,
             "body": job_body(job),
             "progress": progress,
-            "can_cancel": self.has_role(Role.MEMBER) and not job.is_terminal,
+            "can_cancel": self.can(Role.MEMBER) and not job.is_terminal,
             "status_labels": STATUS_LABELS,
         }
 
@@ -227,7 +227,7 @@ class JobDetailView(JobsPage):
             "job": job,
             "checkpoints": checkpoints,
             "registered_checkpoints": registered,
-            "can_register": self.has_role(Role.MEMBER) and self.tenant.is_active,
+            "can_register": self.can(Role.MEMBER),
         }
 
 

@@ -50,7 +50,7 @@ class ModelsView(ModelsPage):
             "fine_tuned_models": [
                 (model, playground_url(model.model_id)) for model in self.get_queryset()
             ],
-            "can_delete": self.has_role(Role.MEMBER),
+            "can_delete": self.can(Role.MEMBER),
         }
         return render(request, "dashboard/models.html", context)
 

@@ -43,10 +43,14 @@
     );
   });
 
-  document.addEventListener("submit", function (event) {
-    var message = event.target.getAttribute("data-confirm");
-    if (message && !window.confirm(message)) { event.preventDefault(); }
-  });
+  // A suspended organization changes nothing: any form that would is disabled, and
+  // says why (the banner at the top tells whom to contact).
+  if (document.body.hasAttribute("data-read-only")) {
+    document.querySelectorAll('form[method="post"]:not([data-always]) button, form[method="post"]:not([data-always]) input, form[method="post"]:not([data-always]) select').forEach(function (control) {
+      control.disabled = true;
+      control.title = "Your organization is suspended";
+    });
+  }
 
   // Close an open menu when clicking elsewhere or pressing Escape.
   document.addEventListener("click", function (event) {
