@@ -75,6 +75,12 @@ def test_no_page_scrolls_sideways_and_table_actions_stay_in_reach(
     for url in PAGES_WITH_TABLES:
         page.goto(url)
         browser.assert_no_sideways_scroll(page)
+        # Figures stay on one line in their boxes.
+        for figure in page.locator(".stat-value, .kpis dd").all():
+            lines = figure.evaluate(
+                "el => el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight)"
+            )
+            assert lines < 1.5, (url, figure.inner_text(), lines)
         name = url.strip("/") or "home"
         page.screenshot(path=str(shots / f"layout-{name}-{width}.png"), full_page=True)
         for action in page.locator("td.actions-cell .btn").all():
