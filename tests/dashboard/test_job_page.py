@@ -143,3 +143,17 @@ def test_the_chart_has_axis_titles(alice_client, running_job):
     assert 'text-anchor="middle">Step</text>' in page
     assert 'text-anchor="middle">Loss</text>' in page
     assert '<script id="chart-points" type="application/json">' in page
+
+
+def test_one_report_with_both_the_step_and_the_validation_loss(alice_client, acme, training_file):
+    job = make_job(acme, training_file, status="running")
+    services.event_add(
+        job,
+        "Step 4/8",
+        kind="metrics",
+        data={"kind": "step", "step": 4, "total_steps": 8, "train_loss": 1.2, "valid_loss": 1.3},
+    )
+
+    body = alice_client.get(job_url("job-status", job)).json()
+
+    assert (body["step"], body["train_loss"], body["valid_loss"]) == (4, 1.2, 1.3)

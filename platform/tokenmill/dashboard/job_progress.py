@@ -78,7 +78,8 @@ def latest_metrics(*, tenant: Organization, job: FineTuningJob) -> list[dict]:
         rows.filter(data__has_key="valid_loss").values_list("id", "data").first(),
         rows.filter(data__has_key="total_steps").values_list("id", "data").first(),
     ]
-    return [data for _, data in sorted(row for row in found if row) if isinstance(data, dict)]
+    by_id = dict(row for row in found if row)  # one report may be both
+    return [by_id[pk] for pk in sorted(by_id) if isinstance(by_id[pk], dict)]
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ class MemberInviteView(MembersPage):
                 link = f"{settings.PUBLIC_URL}" + reverse(
                     "dashboard:invitation-accept", args=[token]
                 )
-                return self.render_page(invited=(invitation, link), status=201)
+                return self.render_page(invited=(invitation, link))
         return self.render_page(invite_form=form, status=400)
 
 
