@@ -95,6 +95,9 @@ def test_no_page_scrolls_sideways_and_table_actions_stay_in_reach(
     if width == 1280:  # the keys table fits: Revoke is on screen without scrolling the table
         wrap = page.locator(".keys-table").locator("xpath=..")
         assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth")
+        # and the whole navigation fits beside a long organization name
+        nav = page.get_by_role("navigation", name="Main")
+        assert nav.evaluate("el => el.scrollWidth <= el.clientWidth")
     revoke = page.get_by_role("link", name="Revoke").first
     expect(revoke).to_be_in_viewport()
 
@@ -178,6 +181,12 @@ def test_a_suspended_organization_says_so_and_disables_changes(
     expect(page.get_by_role("link", name="Cancel job")).to_have_count(0)
     browser.assert_no_sideways_scroll(page)
     page.screenshot(path=str(shots / f"layout-suspended-{width}.png"), full_page=True)
+    # A confirmation page opened by its address offers nothing either: its button is off.
+    from tenants.models import ApiKey
+
+    key = ApiKey.unscoped.filter(tenant=busy_acme).first()
+    page.goto(f"/api-keys/{key.public_id}/revoke/")
+    expect(page.get_by_role("button", name="Revoke key")).to_be_disabled()
     # Logging out and switching organizations still work.
     page.get_by_label("Account menu").click()
     expect(page.get_by_role("button", name="Log out")).to_be_enabled()
