@@ -12,7 +12,7 @@ from tenants import services as tenant_services
 from tests.finetuning.conftest import make_training_file
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.storage import get_artifact_store
-from tokenmill.finetuning import services
+from tokenmill.finetuning import checkpoint_models
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint
 
 MODELS = reverse("dashboard:models")
@@ -188,7 +188,7 @@ def test_a_checkpoint_model_is_listed_by_the_api_and_deleting_it_keeps_the_check
 ):
     job = finished_job(acme, checkpoints=[4])
     checkpoint = JobCheckpoint.unscoped.get(job=job)
-    model = services.fine_tuned_model_from_checkpoint(tenant=acme, checkpoint=checkpoint)
+    model = checkpoint_models.fine_tuned_model_from_checkpoint(tenant=acme, checkpoint=checkpoint)
 
     listed = [m["id"] for m in alice_api.get("/v1/models").json()["data"]]
     assert model.model_id in listed
@@ -204,10 +204,10 @@ def test_a_checkpoint_model_is_listed_by_the_api_and_deleting_it_keeps_the_check
 def test_a_checkpoint_already_a_model_is_a_clear_409(alice_client, acme, tiny_chat):
     job = finished_job(acme, checkpoints=[4])
     checkpoint = JobCheckpoint.unscoped.get(job=job)
-    services.fine_tuned_model_from_checkpoint(tenant=acme, checkpoint=checkpoint)
+    checkpoint_models.fine_tuned_model_from_checkpoint(tenant=acme, checkpoint=checkpoint)
 
-    with pytest.raises(services.ModelExists) as raised:
-        services.fine_tuned_model_from_checkpoint(tenant=acme, checkpoint=checkpoint)
+    with pytest.raises(checkpoint_models.ModelExists) as raised:
+        checkpoint_models.fine_tuned_model_from_checkpoint(tenant=acme, checkpoint=checkpoint)
     assert raised.value.status == 409
     assert raised.value.code == "model_exists"
 
@@ -247,3 +247,13 @@ def test_a_suspended_organization_cannot_make_a_model(alice_client, acme, tiny_c
 
     assert response.status_code == 403
     assert not FineTunedModel.unscoped.filter(checkpoint=checkpoint).exists()
+
+
+def test_a_jobs_own_model_is_still_job_model_beside_its_checkpoint_models(acme, tiny_chat):
+    job = finished_job(acme, checkpoints=[4])
+    checkpoint = JobCheckpoint.unscoped.get(job=job)
+    checkpoint_models.fine_tuned_model_from_checkpoint(tenant=acme, checkpoint=checkpoint)
+
+    assert job.model.model_id == job.fine_tuned_model
+    assert job.models.count() == 2
+    assert finished_job(acme, suffix="none", model=False).model is None

@@ -202,7 +202,8 @@ def test_the_job_page_draws_the_loss_chart_and_follows_the_run(
 def test_the_job_page_shows_the_end_of_a_cancelled_job_without_a_reload(
     base_url: str, tiny_chat, acme, alice, artifact_root, page: Page, shots
 ):
-    from tokenmill.finetuning import reports, services
+    from tokenmill.finetuning import services
+    from tokenmill.finetuning.models import JobCheckpoint
 
     console_errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
@@ -214,15 +215,14 @@ def test_the_job_page_shows_the_end_of_a_cancelled_job_without_a_reload(
 
     record_step(job, 21, total_steps=96)
     services.job_cancel(tenant=acme, job=job)
-    # The worker's last reports land after the cancellation: a checkpoint, then its stop.
-    reports.record(
-        job_id=job.public_id,
-        attempt=job.attempt,
-        kind="checkpoint",
-        payload={"step": 21, "epoch": 1, "path": "jobs/x/checkpoints/step-21"},
-    )
-    reports.record(
-        job_id=job.public_id, attempt=job.attempt, kind="outcome", payload={"status": "cancelled"}
+    # The worker's last checkpoint is recorded after the cancellation.
+    JobCheckpoint.objects.create(
+        tenant=acme,
+        job=job,
+        step_number=21,
+        epoch=1,
+        fine_tuned_model_checkpoint=f"ft:tiny-chat:acme:support:x:ckpt-step-{21}",
+        artifact_key="jobs/x/checkpoints/step-21",
     )
 
     expect(page.locator("[data-job-status]")).to_have_text("Cancelled", timeout=8000)

@@ -84,6 +84,11 @@ class FineTuningJob(models.Model):
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
 
+    @property
+    def model(self) -> "FineTunedModel | None":
+        """The model the job made when it succeeded (not one made from a checkpoint)."""
+        return self.models.filter(checkpoint__isnull=True).first()
+
 
 class JobEvent(models.Model):
     class Level(models.TextChoices):

@@ -15,7 +15,7 @@ from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store
 from tokenmill.finetuning import control, runner_spec
-from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint, JobEvent
+from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobEvent
 from tokenmill.finetuning.params import JobRequest
 
 Status = FineTuningJob.Status
@@ -303,44 +303,6 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
         else:
             transaction.on_commit(lambda: control.enqueue_prepare(job.pk))
     return job
-
-
-class ModelExists(TenantError):
-    status = 409
-
-    def __init__(self, message: str):
-        super().__init__(message, code="model_exists", param="checkpoint")
-
-
-def fine_tuned_model_from_checkpoint(
-    *, tenant: Organization, checkpoint: JobCheckpoint
-) -> FineTunedModel:
-    """Register a checkpoint's weights as a model of its own, named by the checkpoint's id."""
-    checkpoint = (
-        JobCheckpoint.objects.for_tenant(tenant).select_related("job").get(pk=checkpoint.pk)
-    )
-    model_id = checkpoint.fine_tuned_model_checkpoint
-    with transaction.atomic():
-        model, created = FineTunedModel.objects.for_tenant(tenant).get_or_create(
-            model_id=model_id,
-            defaults={
-                "tenant": tenant,
-                "job": checkpoint.job,
-                "checkpoint": checkpoint,
-                "base_model_id": checkpoint.job.base_model_id,
-                "training_type": checkpoint.job.training_type,
-                "artifact_key": checkpoint.artifact_key,
-            },
-        )
-        if not created:
-            raise ModelExists(
-                f"The checkpoint at step {checkpoint.step_number} is already the model {model_id}."
-            )
-        event_add(
-            checkpoint.job,
-            f"Checkpoint at step {checkpoint.step_number} registered as the model {model_id}",
-        )
-    return model
 
 
 def fine_tuned_model_delete(*, tenant: Organization, model: FineTunedModel) -> None:

@@ -17,7 +17,7 @@ from tenants.errors import TenantError
 from tenants.models import Organization, Role
 from tokenmill.catalog.selectors import base_model_list
 from tokenmill.dashboard.mixins import TenantMixin
-from tokenmill.finetuning import selectors, services
+from tokenmill.finetuning import checkpoint_models, selectors, services
 from tokenmill.finetuning.models import JobCheckpoint
 
 PLAYGROUND_URL = "/playground/"
@@ -98,7 +98,7 @@ class CheckpointModelView(TenantMixin, View):
     def post(self, request, public_id: str) -> HttpResponse:
         checkpoint = self.get_tenant_object(public_id)
         try:
-            model = services.fine_tuned_model_from_checkpoint(
+            model = checkpoint_models.fine_tuned_model_from_checkpoint(
                 tenant=self.tenant, checkpoint=checkpoint
             )
         except TenantError as error:
