@@ -1,6 +1,8 @@
 """Error answers: JSON in OpenAI's shape under /v1/ and /api/v1/ (DEBUG on or off),
 the dashboard's own branded pages everywhere else."""
 
+import json
+
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
@@ -129,3 +131,21 @@ def test_a_crashing_dashboard_page_is_the_branded_500(alice):
     assert "Something went wrong" in page
     assert 'class="topbar"' in page
     assert "Traceback" not in page
+
+
+def test_under_asgi_the_middleware_stays_async_and_answers_the_same():
+    from asgiref.sync import async_to_sync, iscoroutinefunction
+    from django.test import RequestFactory
+
+    from tokenmill.api.middleware import ApiErrorShapeMiddleware
+
+    async def missing_page(request):
+        return HttpResponse("<h1>Page not found</h1>", status=404)
+
+    middleware = ApiErrorShapeMiddleware(missing_page)
+    assert iscoroutinefunction(middleware)  # an async view is not pushed into a thread
+
+    response = async_to_sync(middleware)(RequestFactory().get("/v1/nothing"))
+
+    assert response.status_code == 404
+    assert json.loads(response.content)["error"]["code"] == "unknown_url"
