@@ -1,7 +1,9 @@
 """Error answers: JSON in OpenAI's shape under /v1/ and /api/v1/ (DEBUG on or off),
 the dashboard's own branded pages everywhere else."""
 
+import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -134,7 +136,7 @@ def test_a_crashing_dashboard_page_is_the_branded_500(alice):
 
 
 def test_under_asgi_the_middleware_stays_async_and_answers_the_same():
-    from asgiref.sync import async_to_sync, iscoroutinefunction
+    from asgiref.sync import iscoroutinefunction
     from django.test import RequestFactory
 
     from tokenmill.api.middleware import ApiErrorShapeMiddleware
@@ -145,7 +147,10 @@ def test_under_asgi_the_middleware_stays_async_and_answers_the_same():
     middleware = ApiErrorShapeMiddleware(missing_page)
     assert iscoroutinefunction(middleware)  # an async view is not pushed into a thread
 
-    response = async_to_sync(middleware)(RequestFactory().get("/v1/nothing"))
+    request = RequestFactory().get("/v1/nothing")
+    # Its own thread and loop: a browser test may keep a loop running in this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        response = pool.submit(asyncio.run, middleware(request)).result()
 
     assert response.status_code == 404
     assert json.loads(response.content)["error"]["code"] == "unknown_url"
