@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "tenants",
     "workers",
     "tokenmill.catalog",
@@ -136,6 +137,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "tokenmill.api.middleware.ApiErrorShapeMiddleware",
 ]
 
 ROOT_URLCONF = "tokenmill.urls"
@@ -187,6 +189,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tokenmill <no-reply@tokenmill.localhost>")
+# Where users are told to write when their organization is suspended (the operator).
+SUPPORT_EMAIL = env_str("SUPPORT_EMAIL")
 # Links in e-mails (invitations) point here.
 PUBLIC_URL = env_str("PUBLIC_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
 
@@ -221,6 +225,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's assets come from our own static files, never a CDN: the API
+    # reference works on a machine without internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Fine-tuning. GPU_WORKER_SLOTS is how many training tasks the gpu queue's workers

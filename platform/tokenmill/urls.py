@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tokenmill.api import organization
-from tokenmill.api.errors import api_not_found, api_server_error
+from tokenmill.api.errors import api_forbidden, api_not_found, api_server_error
 from tokenmill.dashboard.views import errors as dashboard_errors
 from tokenmill.files import api as files_api
 from tokenmill.finetuning import api as finetuning_api
@@ -68,6 +68,12 @@ def handler404(request, exception=None):
     if request.path.startswith(_API_PREFIXES):
         return api_not_found(request, exception)
     return dashboard_errors.not_found(request, exception)
+
+
+def handler403(request, exception=None):
+    if request.path.startswith(_API_PREFIXES):
+        return api_forbidden(request, exception)
+    return dashboard_errors.forbidden(request)
 
 
 def handler500(request):

@@ -54,3 +54,31 @@ def test_a_single_point_is_a_marker():
 
     assert train.path == ""
     assert len(train.markers) == 1
+
+
+def test_the_first_steps_outliers_are_clipped_so_the_rest_stays_readable():
+    points = [LossPoint(1, train_loss=12.0), LossPoint(2, train_loss=6.0)] + [
+        LossPoint(s, train_loss=1.0 + 1 / s) for s in range(3, 41)
+    ]
+
+    chart = loss_chart(points, total_steps=40)
+
+    # The axis follows the rest of the run (about 1.0-1.35), not the first steps' 12.
+    assert float(chart.y_ticks[-1].label) < 2
+    assert chart.clipped == charts.Clipped(count=3, last_step=3, highest=12.0)
+    [train] = chart.series
+    first_y = float(train.path.split(" L")[0].split()[1])
+    assert first_y == chart.top  # drawn at the top edge
+
+
+def test_a_run_without_outliers_is_not_clipped():
+    chart = loss_chart([LossPoint(s, train_loss=2.0 - s / 40) for s in range(1, 41)])
+
+    assert chart.clipped is None
+    assert float(chart.y_ticks[-1].label) >= 2.0
+
+
+def test_a_short_run_is_never_clipped():
+    chart = loss_chart([LossPoint(1, train_loss=9.0)] + [LossPoint(s, 1.0) for s in range(2, 6)])
+
+    assert chart.clipped is None

@@ -310,10 +310,10 @@ def test_the_job_page_shows_progress_events_and_the_loss_chart(alice_client, run
     assert events[-1] == f"Validating training file: {running_job.training_file.public_id}"
     # Checkpoints and the chosen hyperparameters.
     assert "ft:tiny-chat:acme:bot:x:ckpt-step-3" in page
-    assert "training loss 1.9300 · validation loss 1.6000" in page
-    assert "<dt>Batch size</dt><dd>4</dd>" in page
+    assert "epoch 1 · train 1.9300 · valid 1.6000" in page
+    assert '<dt>Batch size</dt><dd data-hyper="batch_size">4</dd>' in page
     assert "<dt>LoRA rank / alpha</dt><dd>16 / 32</dd>" in page
-    assert 'data-terminal="false"' in page
+    assert 'data-follow="true"' in page
     assert "Cancel job" in page
 
 
@@ -324,12 +324,14 @@ def test_the_status_endpoint(alice_client, running_job):
 
     html = body.pop("html")
     seconds_left = body.pop("seconds_left")
+    cursor = body.pop("cursor")
     assert 85 < seconds_left <= 95
     assert body == {
         "id": running_job.public_id,
         "status": "running",
         "status_label": "Running",
         "is_terminal": False,
+        "follows": True,
         "step": 3,
         "total_steps": 8,
         "progress_percent": 37,
@@ -341,11 +343,23 @@ def test_the_status_endpoint(alice_client, running_job):
         "fine_tuned_model": None,
         "error": None,
         "n_events": 5,
+        "n_checkpoints": 1,
+        "metrics": [
+            {"s": 1, "t": 2.5, "n": 8},
+            {"s": 2, "t": 1.9, "n": 8},
+            {"s": 3, "t": 1.4, "n": 8},
+            {"s": 3, "v": 1.6},
+        ],
+        "more": False,
     }
-    assert set(html) == {"status", "progress", "chart", "events", "checkpoints"}
-    assert '<svg class="loss-chart"' in html["chart"]
-    # Nothing new since the last poll: only the small parts come again.
-    assert set(alice_client.get(url, {"events": 5}).json()["html"]) == {"status", "progress"}
+    assert cursor.startswith("ftevent-")
+    every_poll = {"status", "actions", "outcome", "progress", "details", "hyperparameters"}
+    assert set(html) == every_poll | {"events", "checkpoints"}
+    assert "<dt>Batch size</dt>" in html["hyperparameters"]
+    # Nothing new since the last poll: no metrics, and only the parts that cost no query.
+    again = alice_client.get(url, {"events": 5, "checkpoints": 1, "after": cursor}).json()
+    assert set(again["html"]) == every_poll
+    assert (again["metrics"], again["cursor"]) == ([], cursor)
 
 
 def test_a_job_without_metrics_shows_an_empty_chart(alice_client, acme, training_file):
@@ -365,6 +379,8 @@ def test_a_succeeded_job_shows_its_model_with_a_copy_button(alice_client, acme, 
         status="succeeded",
         fine_tuned_model="ft:tiny-chat:acme:bot:abc",
         trained_tokens=1234,
+        finished_at=timezone.now() - timedelta(minutes=5),
+        released_at=timezone.now() - timedelta(minutes=5),
     )
 
     page = alice_client.get(job_url("job-detail", job)).content.decode()
@@ -374,7 +390,7 @@ def test_a_succeeded_job_shows_its_model_with_a_copy_button(alice_client, acme, 
     )
     assert 'data-copy="fine-tuned-model"' in page
     assert "<dd data-trained-tokens>1,234</dd>" in page
-    assert 'data-terminal="true"' in page
+    assert 'data-follow="false"' in page  # it has ended and settled: nothing more to ask
     assert "Cancel job" not in page
 
 

@@ -162,7 +162,8 @@ def test_invite_by_email(alice_client, acme, settings, django_capture_on_commit_
             follow=True,
         )
 
-    assert "Invitation sent to frank@example.com." in response.content.decode()
+    assert response.status_code == 200
+    assert "Invitation sent to frank@example.com" in response.content.decode()
     invitation = Invitation.unscoped.get(tenant=acme, email="frank@example.com")
     assert invitation.role == Role.ADMIN
     assert len(mail.outbox) == 1
@@ -171,6 +172,68 @@ def test_invite_by_email(alice_client, acme, settings, django_capture_on_commit_
     assert link.startswith(f"{settings.PUBLIC_URL}/invitations/")
     page = response.content.decode()
     assert f'id="invitation-{invitation.public_id}"' in page  # listed as pending
+    # The link is on the page once, to copy, for when the e-mail does not arrive.
+    assert f'<code id="invitation-link" class="secret-value">{link}</code>' in page
+    assert 'data-copy="invitation-link"' in page
+    assert "no-store" in response["Cache-Control"]
+    assert "E-mail is not set up" not in page  # the tests' backend keeps mail, it does not print it
+    assert link not in alice_client.get(reverse("dashboard:members")).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_invitation_says_when_mail_only_goes_to_the_console(alice_client, acme, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+    response = alice_client.post(
+        reverse("dashboard:member-invite"), {"email": "frank@example.com", "role": Role.MEMBER}
+    )
+
+    page = response.content.decode()
+    assert "E-mail is not set up on this installation" in page
+    assert "Copy the link and send it to them yourself." in page
+    assert "/invitations/" in page
+
+
+@pytest.mark.django_db
+def test_the_last_owner_is_not_offered_leave(alice_client, bob_client, acme, alice, bob):
+    page = alice_client.get(reverse("dashboard:members")).content.decode()
+    alice_row = re.search(
+        rf'<tr id="member-{membership(acme, alice).public_id}".*?</tr>', page, re.S
+    ).group(0)
+    assert ">Leave<" not in alice_row
+    assert "You are the only owner: make someone else an owner before you can leave." in alice_row
+    # Bob (a member) may leave.
+    page = bob_client.get(reverse("dashboard:members")).content.decode()
+    bob_row = re.search(
+        rf'<tr id="member-{membership(acme, bob).public_id}".*?</tr>', page, re.S
+    ).group(0)
+    assert ">Leave<" in bob_row
+
+    # With a second owner, alice may leave.
+    services.member_change_role(
+        tenant=acme, actor=membership(acme, alice), membership=membership(acme, bob), role="owner"
+    )
+    page = alice_client.get(reverse("dashboard:members")).content.decode()
+    alice_row = re.search(
+        rf'<tr id="member-{membership(acme, alice).public_id}".*?</tr>', page, re.S
+    ).group(0)
+    assert ">Leave<" in alice_row
+
+
+@pytest.mark.django_db
+def test_revoking_an_invitation_asks_on_a_page_first(alice_client, acme):
+    invitation, _ = services.member_invite(tenant=acme, actor=None, email="g@example.com")
+    url = reverse("dashboard:invitation-revoke", args=[invitation.public_id])
+
+    members = alice_client.get(reverse("dashboard:members")).content.decode()
+    assert f'href="{url}"' in members
+    confirm = alice_client.get(url).content.decode()
+
+    assert "Revoke the invitation for g@example.com?" in confirm
+    assert f'action="{url}"' in confirm
+    assert Invitation.unscoped.get(pk=invitation.pk).status == Invitation.Status.PENDING
+    alice_client.post(url)
+    assert Invitation.unscoped.get(pk=invitation.pk).status == Invitation.Status.REVOKED
 
 
 @pytest.mark.django_db

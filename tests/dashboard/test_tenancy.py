@@ -19,6 +19,7 @@ from tests.factories import make_key
 from tests.tenants.test_scoping import TENANT_OWNED
 from tokenmill.dashboard import urls as dashboard_urls
 from tokenmill.dashboard.mixins import TenantMixin
+from tokenmill.finetuning.models import FineTunedModel, JobCheckpoint
 
 NOT_FOUND = "This page does not exist, or you do not have access to it."
 
@@ -70,6 +71,9 @@ DASHBOARD_PAGES = {
     "job-cancel": ObjectPage("job"),
     "playground": TenantPage(),
     "playground-chat": TenantPage(),
+    "checkpoint-model": ObjectPage("checkpoint"),
+    "models": TenantPage(),
+    "model-delete": ObjectPage("model"),
 }
 
 
@@ -122,6 +126,22 @@ def acme_world(acme, alice, bob, artifact_root) -> dict[str, str]:
     job = finetuning_services.job_create(
         tenant=acme, request=JobRequest(model="tiny-chat", training_file=training_file.public_id)
     )
+    checkpoint = JobCheckpoint.objects.create(
+        tenant=acme,
+        job=job,
+        step_number=4,
+        epoch=1,
+        fine_tuned_model_checkpoint="ft:tiny-chat:acme::x:ckpt-step-4",
+        artifact_key="jobs/x/checkpoints/step-4",
+    )
+    model = FineTunedModel.objects.create(
+        model_id="ft:tiny-chat:acme::x",
+        tenant=acme,
+        job=job,
+        base_model=job.base_model,
+        training_type=job.training_type,
+        artifact_key="jobs/x/final",
+    )
     return {
         "organization": acme.public_id,
         "api_key": key.public_id,
@@ -130,6 +150,8 @@ def acme_world(acme, alice, bob, artifact_root) -> dict[str, str]:
         "membership": Membership.objects.for_tenant(acme).get(user=bob).public_id,
         "file": training_file.public_id,
         "job": job.public_id,
+        "checkpoint": checkpoint.public_id,
+        "model": model.model_id,
     }
 
 

@@ -178,13 +178,118 @@ def test_the_job_page_draws_the_loss_chart_and_follows_the_run(
     expect(page.locator("[data-progress-steps]")).to_have_text("Step 48 of 96")
     page.screenshot(path=str(shots / "dashboard-job.png"), full_page=True)
 
+    expect(page.locator(".chart-axis-title")).to_have_text(["Step", "Loss"])
+    page.evaluate("window.stillTheSamePage = true")
+
     # New metrics arrive: the page polls, and the progress and the chart follow.
     record_step(job, 49, total_steps=96)
     expect(page.locator("[data-progress-steps]")).to_have_text("Step 49 of 96", timeout=8000)
     expect(page.locator(".events .event-message").first).to_have_text(
         re.compile(r"^Step 49/96: training loss=0\.6200, ")
     )
+    expect(page.locator(".series-train .legend-item, .legend-item.series-train")).to_contain_text(
+        "0.6200"
+    )
+    drawn_here = page.locator(".series-train path").get_attribute("d")
+    assert page.evaluate("window.stillTheSamePage") is True
+    # The chart the script drew is the one the server draws for the same metrics.
+    page.reload()
+    drawn_there = page.locator(".series-train path").get_attribute("d")
+    assert drawn_there == drawn_here
     assert console_errors == []
+
+
+def test_the_job_page_shows_the_end_of_a_cancelled_job_without_a_reload(
+    base_url: str, tiny_chat, acme, alice, artifact_root, page: Page, shots
+):
+    from tokenmill.finetuning import services
+    from tokenmill.finetuning.models import JobCheckpoint
+
+    console_errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
+    job = running_job_with_metrics(acme, steps=20, total_steps=96)
+    log_in(page, "alice@example.com")
+    page.goto(f"/fine-tuning/{job.public_id}/")
+    expect(page.get_by_role("link", name="Cancel job")).to_be_visible()
+    page.evaluate("window.stillTheSamePage = true")
+
+    record_step(job, 21, total_steps=96)
+    services.job_cancel(tenant=acme, job=job)
+    # The worker's last checkpoint is recorded after the cancellation.
+    JobCheckpoint.objects.create(
+        tenant=acme,
+        job=job,
+        step_number=21,
+        epoch=1,
+        fine_tuned_model_checkpoint=f"ft:tiny-chat:acme:support:x:ckpt-step-{21}",
+        artifact_key="jobs/x/checkpoints/step-21",
+    )
+
+    expect(page.locator("[data-job-status]")).to_have_text("Cancelled", timeout=8000)
+    expect(page.get_by_text("This job was cancelled")).to_be_visible()
+    expect(page.get_by_role("link", name="Cancel job")).to_have_count(0)
+    expect(page.locator("[data-progress-steps]")).to_have_text("Step 21 of 96")
+    expect(page.locator(".checkpoint", has_text="Step 21")).to_be_visible(timeout=8000)
+    expect(page.get_by_role("button", name="Make step 21 a model")).to_be_visible()
+    assert page.evaluate("window.stillTheSamePage") is True
+    page.screenshot(path=str(shots / "dashboard-job-cancelled.png"), full_page=True)
+    assert console_errors == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_many_checkpoints_stay_compact(
+    base_url: str, tiny_chat, acme, alice, artifact_root, page: Page, shots, width
+):
+    from tokenmill.finetuning.models import JobCheckpoint
+
+    page.set_viewport_size({"width": width, "height": 900})
+    job = running_job_with_metrics(acme, steps=100, total_steps=100)
+    for epoch in range(1, 26):
+        JobCheckpoint.objects.create(
+            tenant=acme,
+            job=job,
+            step_number=epoch * 4,
+            epoch=epoch,
+            metrics={"train_loss_mean": 1.0 + 1 / epoch, "valid_loss": 1.1 + 1 / epoch},
+            fine_tuned_model_checkpoint=f"ft:tiny-chat:acme:support:abcdefgh:ckpt-step-{epoch * 4}",
+            artifact_key=f"jobs/x/checkpoints/step-{epoch * 4}",
+        )
+    log_in(page, "alice@example.com")
+
+    page.goto(f"/fine-tuning/{job.public_id}/")
+
+    expect(page.locator(".checkpoint")).to_have_count(25)
+    page.screenshot(path=str(shots / f"dashboard-job-checkpoints-{width}.png"), full_page=True)
+    box = page.locator("[data-live=checkpoints]").bounding_box()
+    assert box["height"] < 500, box
+    page_height = page.evaluate("document.scrollingElement.scrollHeight")
+    assert page_height < (2200 if width == 1280 else 3600), page_height
+    assert_no_sideways_scroll(page)
+
+
+# The elements that reach past the window's right edge, outside any box that scrolls.
+OVERFLOWING = """() => {
+  const width = window.innerWidth;
+  const clipped = (el) => {
+    for (let up = el.parentElement; up; up = up.parentElement) {
+      const style = getComputedStyle(up);
+      if (style.overflowX !== "visible" && up !== document.body && up !== document.documentElement) return true;
+    }
+    return false;
+  };
+  return [...document.querySelectorAll("body *")]
+    .filter((el) => el.getBoundingClientRect().right > width + 1 && !clipped(el))
+    .map((el) => el.tagName.toLowerCase() + (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\\s+/).join(".") : ""))
+    .slice(0, 10);
+}"""
+
+
+def assert_no_sideways_scroll(page: Page) -> None:
+    """Nothing makes the page scroll sideways (tables may scroll inside their own box)."""
+    scroll_width, inner_width = page.evaluate(
+        "[document.scrollingElement.scrollWidth, window.innerWidth]"
+    )
+    assert scroll_width <= inner_width, (scroll_width, inner_width, page.evaluate(OVERFLOWING))
 
 
 def running_job_with_metrics(tenant, *, steps: int, total_steps: int):

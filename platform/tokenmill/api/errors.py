@@ -128,6 +128,26 @@ def api_not_found(request, exception=None):
     )
 
 
+def api_forbidden(request, exception=None):
+    return error_response(
+        "You do not have access to this resource.",
+        status_code=status.HTTP_403_FORBIDDEN,
+        code="permission_denied",
+    )
+
+
+def api_method_not_allowed(request, allowed: str = ""):
+    response = error_response(
+        f"Method {request.method} is not allowed on {request.path}."
+        + (f" Allowed: {allowed}." if allowed else ""),
+        status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+        code="method_not_allowed",
+    )
+    if allowed:
+        response["Allow"] = allowed
+    return response
+
+
 def api_server_error(request):
     return error_response(
         "The server had an error while processing your request. Retry, and contact support if it persists.",

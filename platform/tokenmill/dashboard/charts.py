@@ -3,14 +3,26 @@
 No chart library and nothing sent to the browser but the SVG itself: the job page
 renders it, and the status endpoint sends it again when new metrics arrive. Long
 runs are thinned to at most MAX_POINTS points a series, always keeping the last.
+
+The first steps of a run often have a loss several times the rest: left in, they
+would squash the curve that matters into a flat line at the bottom. When they stand
+out (above CLIP_FACTOR times the highest loss after the first CLIP_SHARE of the
+steps), the value axis stops at the rest's range, the early points are drawn at its
+top edge, and `clipped` says how many there are and how high they went.
+
+static/dashboard/finetuning.js draws the same chart again as new metrics arrive:
+change both together.
 """
 
 import math
 from dataclasses import dataclass
 
-WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 12, 36  # margins around the plot, in SVG units
+WIDTH, HEIGHT = 720, 280
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 12, 48  # margins around the plot, in SVG units
 MAX_POINTS = 400
+CLIP_SHARE = 0.1  # the share of the first steps that may lie above the axis
+CLIP_FACTOR = 1.5  # how far above the rest they must reach to be clipped
+CLIP_MIN_POINTS = 10
 
 
 @dataclass(frozen=True)
@@ -44,8 +56,16 @@ class Series:
 
 
 @dataclass(frozen=True)
+class Clipped:
+    count: int  # points above the value axis, drawn at its top
+    last_step: int  # the last step with such a point
+    highest: float
+
+
+@dataclass(frozen=True)
 class LossChart:
     series: tuple[Series, ...]
+    clipped: Clipped | None = None
     x_ticks: tuple[Tick, ...] = ()
     y_ticks: tuple[Tick, ...] = ()
     width: int = WIDTH
@@ -54,6 +74,14 @@ class LossChart:
     right: int = WIDTH - RIGHT
     top: int = TOP
     bottom: int = HEIGHT - BOTTOM
+
+    @property
+    def x_middle(self) -> float:
+        return (self.left + self.right) / 2
+
+    @property
+    def y_middle(self) -> float:
+        return (self.top + self.bottom) / 2
 
     @property
     def is_empty(self) -> bool:
@@ -80,7 +108,7 @@ def loss_chart(points: list[LossPoint], *, total_steps: int | None = None) -> Lo
     # The axis ends where training ends, so the line's length shows the progress.
     x_high = max(last_step, total_steps or 0, 1)
     x_ticks = _step_ticks(x_high)
-    low, high = min(values), max(values)
+    low, high = min(values), _clip_high(columns, last_step) or max(values)
     pad = (high - low) * 0.04 or max(abs(high) * 0.1, 0.05)
     y_ticks, y_low, y_high = _nice_range(max(low - pad, 0.0) if low >= 0 else low - pad, high + pad)
 
@@ -89,7 +117,7 @@ def loss_chart(points: list[LossPoint], *, total_steps: int | None = None) -> Lo
 
     def y(loss: float) -> float:
         span = (y_high - y_low) or 1.0
-        return round(TOP + (HEIGHT - TOP - BOTTOM) * (y_high - loss) / span, 1)
+        return round(TOP + (HEIGHT - TOP - BOTTOM) * (y_high - min(loss, y_high)) / span, 1)
 
     series = []
     for key, label, _ in SERIES:
@@ -97,7 +125,11 @@ def loss_chart(points: list[LossPoint], *, total_steps: int | None = None) -> Lo
         if not column:
             continue
         coordinates = [(x(step), y(loss)) for step, loss in column]
-        path = "M" + " L".join(f"{cx} {cy}" for cx, cy in coordinates) if len(column) > 1 else ""
+        path = (
+            "M" + " L".join(f"{_number(cx)} {_number(cy)}" for cx, cy in coordinates)
+            if len(column) > 1
+            else ""
+        )
         # Training loss comes every step: a line is enough. Validation comes per epoch:
         # each point is marked, with its value on hover.
         marked = column if key != "train" or len(column) == 1 else column[-1:]
@@ -106,11 +138,39 @@ def loss_chart(points: list[LossPoint], *, total_steps: int | None = None) -> Lo
             for step, loss in marked
         )
         series.append(Series(key, label, path, markers, column[-1][1]))
+    above = [(step, loss) for column in columns.values() for step, loss in column if loss > y_high]
+    clipped = None
+    if above:
+        clipped = Clipped(
+            count=len(above),
+            last_step=max(step for step, _ in above),
+            highest=max(loss for _, loss in above),
+        )
     return LossChart(
         series=tuple(series),
+        clipped=clipped,
         x_ticks=tuple(Tick(x(value), f"{int(value):,}") for value in x_ticks),
         y_ticks=tuple(Tick(y(value), _label(value, y_ticks)) for value in y_ticks),
     )
+
+
+def _clip_high(columns: dict[str, list[tuple[int, float]]], last_step: int) -> float | None:
+    """The top of the value axis without the first steps' outliers, or None to keep them."""
+    train = columns["train"]
+    if len(train) < CLIP_MIN_POINTS:
+        return None
+    first_steps = train[0][0] + CLIP_SHARE * (last_step - train[0][0])
+    rest = [loss for column in columns.values() for step, loss in column if step > first_steps]
+    if not rest:
+        return None
+    high = max(rest)
+    early = max(loss for column in columns.values() for _, loss in column)
+    return high if early > CLIP_FACTOR * high else None
+
+
+def _number(value: float) -> str:
+    """84.0 -> 84, as the page's script writes numbers, so both draw the same path."""
+    return str(int(value)) if value == int(value) else str(value)
 
 
 def _finite(value) -> bool:

@@ -6,9 +6,11 @@ per epoch, with the validation loss (`valid_loss`) at the epoch's last step. Eve
 without a `kind` are step events when they have a `total_steps` or a `train_loss`.
 """
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from tenants.models import Organization
@@ -58,6 +60,82 @@ def metrics_events(*, tenant: Organization, job: FineTuningJob) -> list[dict]:
         .values_list("data", flat=True)
     )
     return [data for data in rows if isinstance(data, dict)]
+
+
+#: the most metrics events one poll of the job page reads; it asks again for the rest
+METRICS_PAGE = 2000
+
+
+def _metrics_rows(*, tenant: Organization, job: FineTuningJob) -> QuerySet[JobEvent]:
+    return selectors.job_events(tenant=tenant, job=job).filter(type=JobEvent.Type.METRICS)
+
+
+def latest_metrics(*, tenant: Organization, job: FineTuningJob) -> list[dict]:
+    """The last step report and the last validation report, oldest first: enough for
+    job_progress without reading every metrics event."""
+    rows = _metrics_rows(tenant=tenant, job=job).order_by("-id")
+    found = [
+        rows.filter(data__has_key="valid_loss").values_list("id", "data").first(),
+        rows.filter(data__has_key="total_steps").values_list("id", "data").first(),
+    ]
+    by_id = dict(row for row in found if row)  # one report may be both
+    return [by_id[pk] for pk in sorted(by_id) if isinstance(by_id[pk], dict)]
+
+
+@dataclass(frozen=True)
+class MetricsPage:
+    points: list[dict]  # chart points, in the order the reports arrived
+    cursor: str | None  # the id of the last event read: pass it as `after` next time
+    more: bool  # whether more events wait after this page
+
+
+def last_metrics_cursor(*, tenant: Organization, job: FineTuningJob) -> str | None:
+    return (
+        _metrics_rows(tenant=tenant, job=job)
+        .order_by("-id")
+        .values_list("public_id", flat=True)
+        .first()
+    )
+
+
+def metric_points_after(
+    *, tenant: Organization, job: FineTuningJob, after: str | None = None
+) -> MetricsPage:
+    """The chart points of the metrics events after the event `after` (all when None).
+
+    The cursor follows the order events were recorded in, not their timestamps: the
+    control queue records reports concurrently, so a late one may carry an earlier time.
+    An unknown cursor starts from the beginning.
+    """
+    rows = _metrics_rows(tenant=tenant, job=job)
+    if after:
+        seen = rows.filter(public_id=after).values_list("id", flat=True).first()
+        if seen is not None:
+            rows = rows.filter(id__gt=seen)
+    page = list(rows.order_by("id").values_list("public_id", "data")[: METRICS_PAGE + 1])
+    more = len(page) > METRICS_PAGE
+    page = page[:METRICS_PAGE]
+    points = [point for _, data in page if (point := chart_point(data)) is not None]
+    return MetricsPage(points=points, cursor=page[-1][0] if page else after, more=more)
+
+
+def chart_point(data) -> dict | None:
+    """One metrics report as the job page's script draws it (short keys: it is polled)."""
+    if not isinstance(data, dict):
+        return None
+    step = data.get("step")
+    if not isinstance(step, int) or isinstance(step, bool):
+        return None
+    point = {"s": step}
+    for key, name in (("t", "train_loss"), ("v", "valid_loss"), ("f", "full_valid_loss")):
+        value = data.get(name)
+        if key == "t" and not _is_step(data):
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            point[key] = value
+    if isinstance(data.get("total_steps"), int):
+        point["n"] = data["total_steps"]
+    return point
 
 
 def _is_step(data: dict) -> bool:

@@ -92,6 +92,10 @@ class TenantMixin(LoginRequiredMixin):
     def has_role(self, at_least: str) -> bool:
         return self.membership.has_role(at_least)
 
+    def can(self, at_least: str) -> bool:
+        """Whether the page offers a change that needs `at_least`: never while suspended."""
+        return self.tenant.is_active and self.has_role(at_least)
+
     def tenant_queryset(self, tenant: Organization) -> QuerySet:
         raise NotImplementedError
 

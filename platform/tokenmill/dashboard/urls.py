@@ -8,6 +8,7 @@ from tokenmill.dashboard.views import (
     invitations,
     jobs,
     members,
+    models,
     organizations,
     playground,
 )
@@ -69,6 +70,8 @@ urlpatterns = [
         datasets.DatasetDeleteView.as_view(),
         name="dataset-delete",
     ),
+    path("models/", models.ModelsView.as_view(), name="models"),
+    path("models/<str:model_id>/delete/", models.ModelDeleteView.as_view(), name="model-delete"),
     path("fine-tuning/", jobs.JobsView.as_view(), name="jobs"),
     path("fine-tuning/new/", jobs.JobCreateView.as_view(), name="job-create"),
     path("fine-tuning/estimate/", jobs.JobEstimateView.as_view(), name="job-estimate"),
@@ -77,4 +80,9 @@ urlpatterns = [
     path("fine-tuning/<str:public_id>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
     path("playground/", playground.PlaygroundView.as_view(), name="playground"),
     path("playground/chat", playground.playground_chat, name="playground-chat"),
+    path(
+        "fine-tuning/checkpoints/<str:public_id>/model/",
+        models.CheckpointModelView.as_view(),
+        name="checkpoint-model",
+    ),
 ]

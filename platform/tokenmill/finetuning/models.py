@@ -94,6 +94,11 @@ class FineTuningJob(models.Model):
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
 
+    @property
+    def model(self) -> "FineTunedModel | None":
+        """The model the job made when it succeeded (not one made from a checkpoint)."""
+        return self.models.filter(checkpoint__isnull=True).first()
+
 
 class JobEvent(models.Model):
     class Level(models.TextChoices):
@@ -168,7 +173,11 @@ class FineTunedModel(models.Model):
     tenant = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="fine_tuned_models"
     )
-    job = models.OneToOneField(FineTuningJob, on_delete=models.CASCADE, related_name="model")
+    # The job's final model, or one registered from one of its checkpoints (`checkpoint`).
+    job = models.ForeignKey(FineTuningJob, on_delete=models.CASCADE, related_name="models")
+    checkpoint = models.ForeignKey(
+        JobCheckpoint, on_delete=models.SET_NULL, null=True, blank=True, related_name="models"
+    )
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="+")
     training_type = models.CharField(max_length=8, choices=FineTuningJob.TrainingType.choices)
     artifact_key = models.CharField(max_length=500)

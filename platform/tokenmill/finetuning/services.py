@@ -280,11 +280,14 @@ def fine_tuned_model_delete(*, tenant: Organization, model: FineTunedModel) -> N
     """The one place a fine-tuned model is deleted (with its artifact)."""
     artifact_key = model.artifact_key
     job_folder = control.job_folder_key(model.job.public_id)
+    # A model made from a checkpoint shares the checkpoint's weights: they stay with it.
+    owns_weights = model.checkpoint_id is None
     FineTunedModel.objects.for_tenant(tenant).filter(pk=model.pk).delete()
     adapters.adapters_publish_on_commit(base_model=model.base_model)
 
     def delete_bytes() -> None:
-        get_artifact_store().delete(artifact_key)
+        if owns_weights:
+            get_artifact_store().delete(artifact_key)
         stored_artifact_measure(tenant=tenant, key=job_folder)  # the quota counts what is left
 
     transaction.on_commit(delete_bytes)

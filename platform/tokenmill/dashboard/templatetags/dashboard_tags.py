@@ -1,8 +1,11 @@
 """Small display filters for the dashboard's templates."""
 
+from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -27,6 +30,16 @@ def compact(value: int | None) -> str:
             shown = f"{value / size:.1f}".removesuffix(".0")
             return f"{shown}{suffix}"
     return str(value)
+
+
+@register.filter
+def ago(value: datetime | None) -> str:
+    """How long ago, as people say it: "just now" under a minute, else "3 minutes ago"."""
+    if value is None:
+        return "—"
+    if (timezone.now() - value).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(value)} ago"
 
 
 @register.filter

@@ -59,11 +59,12 @@ class ApiKeysView(TenantMixin, View):
         plaintext: str = "",
         status: int = 200,
     ) -> HttpResponse:
-        may_revoke_any = self.has_role(Role.ADMIN)
+        may_revoke_any = self.can(Role.ADMIN)
         api_keys = [
             (
                 key,
                 key.status == "active"
+                and self.tenant.is_active
                 and (may_revoke_any or key.created_by_id == self.request.user.pk),
             )
             for key in self.get_queryset()
@@ -71,7 +72,7 @@ class ApiKeysView(TenantMixin, View):
         context = {
             "api_keys": api_keys,
             "form": form,
-            "can_create": self.has_role(Role.MEMBER),
+            "can_create": self.can(Role.MEMBER),
             "created": created,
             "plaintext": plaintext,
             "form_open": form.is_bound,

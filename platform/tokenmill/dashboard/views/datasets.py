@@ -81,7 +81,7 @@ class DatasetsView(DatasetsPage):
             "page": page,
             "files": page.object_list,
             "form": form,
-            "can_upload": self.has_role(Role.MEMBER),
+            "can_upload": self.can(Role.MEMBER),
             "storage_used": used,
             "storage_quota": quota,
             "storage_percent": min(100, round(100 * used / quota)) if quota else 100,
@@ -115,8 +115,8 @@ class DatasetDetailView(DatasetsPage):
             "file_errors": [e for e in report.get("errors", []) if e.get("line") is None],
             "jobs": jobs[:10],
             "n_jobs": jobs.count(),
-            "can_delete": self.has_role(Role.MEMBER),
-            "can_fine_tune": self.has_role(Role.MEMBER)
+            "can_delete": self.can(Role.MEMBER),
+            "can_fine_tune": self.can(Role.MEMBER)
             and file.purpose == File.Purpose.FINE_TUNE
             and file.status == File.Status.PROCESSED,
             "delete_error": delete_error,

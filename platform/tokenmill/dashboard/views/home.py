@@ -6,6 +6,7 @@ from django.views.generic import TemplateView
 from tenants import selectors
 from tokenmill.catalog.selectors import base_model_list
 from tokenmill.dashboard.mixins import TenantMixin
+from tokenmill.dashboard.views.models import fine_tuned_models
 
 _CURL = """curl {base_url}/chat/completions \\
   -H "Authorization: Bearer $TOKENMILL_API_KEY" \\
@@ -31,12 +32,15 @@ class HomeView(TenantMixin, TemplateView):
 
     def get_context_data(self, **kwargs) -> dict:
         models = list(base_model_list(tenant=self.tenant))
+        own_models = list(fine_tuned_models(self.tenant))
         base_url = f"{settings.PUBLIC_URL}/v1"
         example_model = models[0].model_id if models else "MODEL_ID"
         return {
             **super().get_context_data(**kwargs),
             "base_url": base_url,
             "models": models,
+            "fine_tuned_models": own_models,
+            "model_count": len(models) + len(own_models),
             "curl_snippet": _CURL.format(base_url=base_url, model=example_model),
             "python_snippet": _PYTHON.format(base_url=base_url, model=example_model),
             "member_count": selectors.member_list(tenant=self.tenant).count(),

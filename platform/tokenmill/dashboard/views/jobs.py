@@ -1,9 +1,11 @@
 """Fine-tuning jobs: the list, the new-job form with its estimate, and the live job page.
 
-The job page polls `status/` every two seconds while the job is not finished. The
-answer carries the figures, and the progress panel rendered again; the events,
-chart and checkpoints only when the number of events changed since the last poll
-(`?events=N`), so an idle poll costs two small queries.
+The job page polls `status/` every two seconds while the job runs, and a little
+after it ends. The answer carries the figures, the metrics recorded since the page's
+last one (`?after=<event id>`, drawn by the page's script into the loss chart), the
+parts of the page that describe the job rendered again, and the events and
+checkpoints only when their counts changed (`?events=N&checkpoints=M`): an idle poll
+reads no metrics history and costs a few small queries.
 """
 
 from contextlib import suppress
@@ -15,6 +17,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views import View
 
 from tenants.errors import TenantError
@@ -23,8 +26,12 @@ from tokenmill.catalog.selectors import base_model_list
 from tokenmill.dashboard.forms import FineTuningJobForm, add_service_error
 from tokenmill.dashboard.job_progress import (
     STATUS_LABELS,
+    chart_point,
     job_loss_chart,
     job_progress,
+    last_metrics_cursor,
+    latest_metrics,
+    metric_points_after,
     metrics_events,
 )
 from tokenmill.dashboard.mixins import TenantMixin
@@ -40,6 +47,10 @@ from tokenmill.finetuning.params import JobRequest, parse_job_request
 
 PAGE_SIZE = 25
 EVENTS_SHOWN = 100
+# The parts of the job page rendered again on every poll (templates/dashboard/partials/job_*.html).
+LIVE_PARTS = ("status", "actions", "outcome", "progress", "details", "hyperparameters")
+# How long after a job ends its page keeps asking for late reports (the last checkpoint).
+SETTLE_SECONDS = 30
 
 
 class JobsPage(TenantMixin, View):
@@ -54,7 +65,7 @@ class JobsView(JobsPage):
             "page": page,
             "jobs": page.object_list,
             "status_labels": STATUS_LABELS,
-            "can_create": self.has_role(Role.MEMBER),
+            "can_create": self.can(Role.MEMBER),
         }
         return render(request, "dashboard/jobs.html", context)
 
@@ -180,40 +191,77 @@ class JobDetailView(JobsPage):
     def get(self, request, public_id: str) -> HttpResponse:
         job = self.get_tenant_object(public_id)
         metrics = metrics_events(tenant=self.tenant, job=job)
-        events = selectors.job_events(tenant=self.tenant, job=job)
         context = {
-            "job": job,
-            "body": job_body(job),
-            "live": _live_context(job, metrics),
-            "events": events[:EVENTS_SHOWN],
-            "n_events": events.count(),
-            "checkpoints": selectors.job_checkpoints(tenant=self.tenant, job=job),
-            "can_cancel": self.has_role(Role.MEMBER) and not job.is_terminal,
-            "status_labels": STATUS_LABELS,
+            **self.live_context(job, job_progress(job, metrics)),
+            **self.events_context(job),
+            **self.checkpoints_context(job),
+            "chart": job_loss_chart(metrics),
+            "chart_points": [p for data in metrics if (p := chart_point(data)) is not None],
+            "metrics_cursor": last_metrics_cursor(tenant=self.tenant, job=job) or "",
+            "follows": _follows(job),
         }
         return render(request, "dashboard/job_detail.html", context)
 
+    def live_context(self, job: FineTuningJob, progress) -> dict:
+        """What the parts of the page that change with the job are rendered from."""
+        return {
+            "job": job,
+            "body": job_body(job),
+            "progress": progress,
+            "can_cancel": self.can(Role.MEMBER) and not job.is_terminal,
+            "status_labels": STATUS_LABELS,
+        }
 
-def _live_context(job: FineTuningJob, metrics: list[dict], *, progress=None) -> dict:
-    """What the live parts of the job page (progress, chart) are rendered from."""
-    progress = progress or job_progress(job, metrics)
-    return {"progress": progress, "chart": job_loss_chart(metrics), "job": job}
+    def events_context(self, job: FineTuningJob) -> dict:
+        events = selectors.job_events(tenant=self.tenant, job=job)
+        return {"events": events[:EVENTS_SHOWN], "n_events": events.count()}
+
+    def checkpoints_context(self, job: FineTuningJob) -> dict:
+        checkpoints = list(selectors.job_checkpoints(tenant=self.tenant, job=job))
+        registered = set(
+            selectors.fine_tuned_model_list(tenant=self.tenant)
+            .filter(checkpoint__job=job)
+            .values_list("checkpoint__public_id", flat=True)
+        )
+        return {
+            "job": job,
+            "checkpoints": checkpoints,
+            "registered_checkpoints": registered,
+            "can_register": self.can(Role.MEMBER),
+        }
 
 
-class JobStatusView(JobsPage):
-    """Polled by the job page every two seconds until the job is finished."""
+def _follows(job: FineTuningJob) -> bool:
+    """Whether the page should keep asking for news: until the job has ended and its
+    worker has let go (a last checkpoint may be recorded just after the outcome)."""
+    return not job.is_terminal or job.released_at is None or _recently(job.finished_at)
+
+
+def _recently(moment) -> bool:
+    return moment is not None and (timezone.now() - moment).total_seconds() < SETTLE_SECONDS
+
+
+class JobStatusView(JobDetailView):
+    """Polled by the job page every two seconds while `follows` is true.
+
+    `after` is the last metrics event the page has: only the metrics recorded since
+    are read and sent, as chart points. The parts of the page that describe the job
+    are sent every time (they cost no query); the events and checkpoints only when
+    their count differs from the page's (`events`, `checkpoints`).
+    """
 
     def get(self, request, public_id: str) -> HttpResponse:
         job = self.get_tenant_object(public_id)
-        events = selectors.job_events(tenant=self.tenant, job=job)
-        n_events = events.count()
-        metrics = metrics_events(tenant=self.tenant, job=job)
-        progress = job_progress(job, metrics)
+        page = metric_points_after(tenant=self.tenant, job=job, after=request.GET.get("after"))
+        progress = job_progress(job, latest_metrics(tenant=self.tenant, job=job))
+        n_events = selectors.job_events(tenant=self.tenant, job=job).count()
+        n_checkpoints = selectors.job_checkpoints(tenant=self.tenant, job=job).count()
         body = {
             "id": job.public_id,
             "status": job.status,
             "status_label": progress.status_label,
             "is_terminal": job.is_terminal,
+            "follows": _follows(job),
             "step": progress.step,
             "total_steps": progress.total_steps,
             "progress_percent": progress.percent,
@@ -226,22 +274,17 @@ class JobStatusView(JobsPage):
             "fine_tuned_model": job.fine_tuned_model,
             "error": job.error,
             "n_events": n_events,
+            "n_checkpoints": n_checkpoints,
+            "metrics": page.points,
+            "cursor": page.cursor,
+            "more": page.more,
         }
-        live = _live_context(job, metrics, progress=progress)
-        html = {
-            "status": _render("job_status", live, request),
-            "progress": _render("job_progress", live, request),
-        }
+        live = self.live_context(job, progress)
+        html = {name: _render(f"job_{name}", live, request) for name in LIVE_PARTS}
         if request.GET.get("events") != str(n_events):
-            html["chart"] = _render("loss_chart", live, request)
-            html["events"] = _render(
-                "job_events", {"events": events[:EVENTS_SHOWN], "n_events": n_events}, request
-            )
-            html["checkpoints"] = _render(
-                "job_checkpoints",
-                {"checkpoints": selectors.job_checkpoints(tenant=self.tenant, job=job)},
-                request,
-            )
+            html["events"] = _render("job_events", self.events_context(job), request)
+        if request.GET.get("checkpoints") != str(n_checkpoints):
+            html["checkpoints"] = _render("job_checkpoints", self.checkpoints_context(job), request)
         return no_store(JsonResponse({**body, "html": html}))
 
 

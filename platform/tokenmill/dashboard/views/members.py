@@ -8,16 +8,18 @@ only hides controls a role cannot use.
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from tenants import selectors, services
 from tenants.errors import TenantError
-from tenants.models import Membership, Organization, Role
+from tenants.models import Invitation, Membership, Organization, Role
 from tokenmill.dashboard.forms import InviteForm, RoleForm, add_service_error
 from tokenmill.dashboard.mixins import TenantMixin
 
@@ -29,18 +31,22 @@ class MemberRow:
     can_edit: bool
     can_remove: bool
     error: str = ""
+    is_last_owner: bool = False
 
 
 class MembersPage(TenantMixin, View):
     def tenant_queryset(self, tenant: Organization) -> QuerySet:
         return selectors.member_list(tenant=tenant)
 
-    def _row(self, membership: Membership, error: str) -> MemberRow:
+    def _row(self, membership: Membership, error: str, *, owners: int) -> MemberRow:
         is_you = membership.pk == self.membership.pk
-        may_touch = self.has_role(Role.ADMIN) and (
+        may_touch = self.can(Role.ADMIN) and (
             membership.role != Role.OWNER or self.has_role(Role.OWNER)
         )
-        return MemberRow(membership, is_you, may_touch, may_touch or is_you, error)
+        # The last owner can be neither removed nor leave: the page does not offer it.
+        last_owner = membership.role == Role.OWNER and owners == 1
+        can_remove = (may_touch or (is_you and self.tenant.is_active)) and not last_owner
+        return MemberRow(membership, is_you, may_touch, can_remove, error, last_owner)
 
     def render_page(
         self,
@@ -48,21 +54,29 @@ class MembersPage(TenantMixin, View):
         status: int = 200,
         invite_form: InviteForm | None = None,
         row_error: tuple[str, str] | None = None,
+        invited: tuple[Invitation, str] | None = None,
     ) -> HttpResponse:
         error_for, error = row_error or ("", "")
         assignable = services.roles_assignable_by(self.membership)
+        members = list(selectors.member_list(tenant=self.tenant))
+        owners = sum(1 for m in members if m.role == Role.OWNER)
         rows = [
-            self._row(m, error if m.public_id == error_for else "")
-            for m in selectors.member_list(tenant=self.tenant)
+            self._row(m, error if m.public_id == error_for else "", owners=owners) for m in members
         ]
         context = {
             "rows": rows,
             "invitations": selectors.invitation_list(tenant=self.tenant),
-            "can_manage": self.has_role(Role.ADMIN),
+            "can_manage": self.can(Role.ADMIN),
             "role_choices": [(role, Role(role).label) for role in assignable],
             "invite_form": invite_form or InviteForm(roles=assignable),
+            "invited": invited[0] if invited else None,
+            "invitation_link": invited[1] if invited else "",
+            "mail_to_console": settings.EMAIL_BACKEND.endswith("console.EmailBackend"),
         }
-        return render(self.request, "dashboard/members.html", context, status=status)
+        response = render(self.request, "dashboard/members.html", context, status=status)
+        if invited:
+            add_never_cache_headers(response)  # the link is a credential: keep it in no cache
+        return response
 
 
 class MembersView(MembersPage):
@@ -78,7 +92,7 @@ class MemberInviteView(MembersPage):
         form = InviteForm(request.POST, roles=services.roles_assignable_by(self.membership))
         if form.is_valid():
             try:
-                invitation, _token = services.member_invite(
+                invitation, token = services.member_invite(
                     tenant=self.tenant,
                     actor=self.membership,
                     email=form.cleaned_data["email"],
@@ -87,8 +101,12 @@ class MemberInviteView(MembersPage):
             except TenantError as error:
                 add_service_error(form, error)
             else:
-                messages.success(request, f"Invitation sent to {invitation.email}.")
-                return redirect("dashboard:members")
+                # The link exists only now (the invitation keeps a hash of its token):
+                # show it once, for when the e-mail does not arrive.
+                link = f"{settings.PUBLIC_URL}" + reverse(
+                    "dashboard:invitation-accept", args=[token]
+                )
+                return self.render_page(invited=(invitation, link))
         return self.render_page(invite_form=form, status=400)
 
 
@@ -156,11 +174,25 @@ class MemberRemoveView(MembersPage):
 
 
 class InvitationRevokeView(MembersPage):
-    http_method_names = ["post"]
+    read_role = Role.ADMIN
     write_role = Role.ADMIN
 
     def tenant_queryset(self, tenant: Organization) -> QuerySet:
         return selectors.invitation_list(tenant=tenant, status=None)
+
+    def get(self, request, public_id: str) -> HttpResponse:
+        invitation = self.get_tenant_object(public_id)
+        return render(
+            request,
+            "dashboard/confirm.html",
+            {
+                "title": f"Revoke the invitation for {invitation.email}?",
+                "message": "Its link stops working at once. You can invite them again later.",
+                "action": reverse("dashboard:invitation-revoke", args=[public_id]),
+                "button": "Revoke invitation",
+                "cancel": reverse("dashboard:members"),
+            },
+        )
 
     def post(self, request, public_id: str) -> HttpResponse:
         invitation = self.get_tenant_object(public_id)

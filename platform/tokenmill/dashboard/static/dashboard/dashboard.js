@@ -43,10 +43,14 @@
     );
   });
 
-  document.addEventListener("submit", function (event) {
-    var message = event.target.getAttribute("data-confirm");
-    if (message && !window.confirm(message)) { event.preventDefault(); }
-  });
+  // A suspended organization changes nothing: any form that would is disabled, and
+  // says why (the banner at the top tells whom to contact).
+  if (document.body.hasAttribute("data-read-only")) {
+    document.querySelectorAll('form[method="post"]:not([data-always]) button, form[method="post"]:not([data-always]) input, form[method="post"]:not([data-always]) select').forEach(function (control) {
+      control.disabled = true;
+      control.title = "Your organization is suspended";
+    });
+  }
 
   // Close an open menu when clicking elsewhere or pressing Escape.
   document.addEventListener("click", function (event) {
@@ -59,6 +63,23 @@
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {
       menu.removeAttribute("open");
     });
+  });
+
+  // The main navigation scrolls sideways when it does not fit: show the current page,
+  // and fade the edges that have more links behind them, so it is plain that it scrolls.
+  document.querySelectorAll(".mainnav").forEach(function (nav) {
+    function edges() {
+      var more = nav.scrollWidth - nav.clientWidth;
+      nav.classList.toggle("has-more-left", more > 1 && nav.scrollLeft > 1);
+      nav.classList.toggle("has-more-right", more > 1 && nav.scrollLeft < more - 1);
+    }
+    var current = nav.querySelector('[aria-current="page"]');
+    if (current && nav.scrollWidth > nav.clientWidth) {
+      nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
+    }
+    edges();
+    nav.addEventListener("scroll", edges, { passive: true });
+    window.addEventListener("resize", edges);
   });
 
   // A page showing a new secret answers a POST: turn the history entry into a GET,

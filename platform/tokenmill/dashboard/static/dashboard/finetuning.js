@@ -178,20 +178,178 @@
   }
 
   // The live job page -----------------------------------------------------------
+  //
+  // The page polls its status URL with the id of the last metrics event it has
+  // (`after`): the answer carries only the chart points recorded since, and the
+  // chart is drawn again here. Keep drawLossChart in step with dashboard/charts.py,
+  // which draws the same chart when the page loads.
+
+  var CHART = { width: 720, height: 280, left: 64, right: 16, top: 12, bottom: 48 };
+  var MAX_POINTS = 400, CLIP_SHARE = 0.1, CLIP_FACTOR = 1.5, CLIP_MIN_POINTS = 10;
+  var SERIES = [
+    ["train", "Training loss", "t"],
+    ["valid", "Validation loss", "v"],
+    ["full-valid", "Full validation loss", "f"],
+  ];
+
+  function round1(value) { return Math.round(value * 10) / 10; }
+  function grouped(value) { return Math.round(value).toLocaleString("en-US"); }
+
+  function stepSize(span, count) {
+    var raw = span / count;
+    var power = Math.pow(10, Math.floor(Math.log10(raw)));
+    var multiples = [1, 2, 5, 10];
+    for (var i = 0; i < multiples.length; i += 1) {
+      if (multiples[i] * power >= raw) { return multiples[i] * power; }
+    }
+    return 10 * power;
+  }
+
+  function stepTicks(last) {
+    var size = Math.max(1, Math.round(stepSize(last, 5)));
+    var ticks = [];
+    for (var at = 0; at <= last; at += size) { ticks.push(at); }
+    if (last - ticks[ticks.length - 1] > size / 2) { ticks.push(last); }
+    else { ticks[ticks.length - 1] = last; }
+    return ticks;
+  }
+
+  function niceRange(low, high) {
+    var step = stepSize(high - low, 4);
+    var bottom = Math.floor(low / step) * step, top = Math.ceil(high / step) * step;
+    var ticks = [];
+    for (var i = 0; i <= Math.round((top - bottom) / step); i += 1) { ticks.push(bottom + i * step); }
+    return { ticks: ticks, low: bottom, high: top };
+  }
+
+  function tickLabel(value, ticks) {
+    var step = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
+    var decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+    return value.toFixed(decimals);
+  }
+
+  function thin(column) {
+    if (column.length <= MAX_POINTS) { return column; }
+    var stride = Math.ceil(column.length / MAX_POINTS);
+    var thinned = column.filter(function (_, i) { return i % stride === 0; });
+    if (thinned[thinned.length - 1] !== column[column.length - 1]) { thinned.push(column[column.length - 1]); }
+    return thinned;
+  }
+
+  function clipHigh(columns, lastStep) {
+    var train = columns.train;
+    if (train.length < CLIP_MIN_POINTS) { return null; }
+    var firstSteps = train[0][0] + CLIP_SHARE * (lastStep - train[0][0]);
+    var rest = [], early = -Infinity;
+    SERIES.forEach(function (s) {
+      columns[s[0]].forEach(function (p) {
+        if (p[0] > firstSteps) { rest.push(p[1]); }
+        early = Math.max(early, p[1]);
+      });
+    });
+    if (!rest.length) { return null; }
+    var high = Math.max.apply(null, rest);
+    return early > CLIP_FACTOR * high ? high : null;
+  }
+
+  function drawLossChart(points, totalSteps) {
+    var c = CHART, columns = {}, values = [], lastStep = 0;
+    SERIES.forEach(function (s) {
+      columns[s[0]] = points.filter(function (p) { return typeof p[s[2]] === "number"; })
+        .map(function (p) { return [p.s, p[s[2]]]; })
+        .sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
+      columns[s[0]].forEach(function (p) { values.push(p[1]); lastStep = Math.max(lastStep, p[0]); });
+    });
+    if (!values.length) {
+      return '<div class="chart-empty"><p class="muted">No metrics yet. The chart draws itself as training reports its steps.</p></div>';
+    }
+    var xHigh = Math.max(lastStep, totalSteps || 0, 1);
+    var low = Math.min.apply(null, values);
+    var high = clipHigh(columns, lastStep);
+    if (high === null) { high = Math.max.apply(null, values); }
+    var pad = (high - low) * 0.04 || Math.max(Math.abs(high) * 0.1, 0.05);
+    var range = niceRange(low >= 0 ? Math.max(low - pad, 0) : low - pad, high + pad);
+    var right = c.width - c.right, bottom = c.height - c.bottom;
+    function x(step) { return round1(c.left + (c.width - c.left - c.right) * step / xHigh); }
+    function y(loss) {
+      var span = (range.high - range.low) || 1;
+      return round1(c.top + (c.height - c.top - c.bottom) * (range.high - Math.min(loss, range.high)) / span);
+    }
+    var svg = ['<svg class="loss-chart" viewBox="0 0 ' + c.width + " " + c.height + '" role="img" aria-labelledby="loss-chart-title" preserveAspectRatio="xMidYMid meet">',
+      '<title id="loss-chart-title">Training and validation loss by step</title>', '<g class="chart-grid">'];
+    range.ticks.forEach(function (t) { svg.push('<line x1="' + c.left + '" x2="' + right + '" y1="' + y(t) + '" y2="' + y(t) + '"/>'); });
+    svg.push('</g><g class="chart-axis chart-axis-y">');
+    range.ticks.forEach(function (t) {
+      svg.push('<text x="' + (c.left - 8) + '" y="' + y(t) + '" dy="0.32em" text-anchor="end">' + tickLabel(t, range.ticks) + "</text>");
+    });
+    svg.push('</g><g class="chart-axis chart-axis-x"><line x1="' + c.left + '" x2="' + right + '" y1="' + bottom + '" y2="' + bottom + '"/>');
+    stepTicks(xHigh).forEach(function (t) {
+      svg.push('<text x="' + x(t) + '" y="' + (bottom + 18) + '" text-anchor="middle">' + grouped(t) + "</text>");
+    });
+    svg.push('</g><g class="chart-axis-titles">',
+      '<text class="chart-axis-title" x="' + (c.left + right) / 2 + '" y="' + c.height + '" dy="-4" text-anchor="middle">Step</text>',
+      '<text class="chart-axis-title" transform="rotate(-90)" x="-' + (c.top + bottom) / 2 + '" y="14" text-anchor="middle">Loss</text></g>');
+    var legend = [], above = [];
+    SERIES.forEach(function (s) {
+      var key = s[0], label = s[1], full = columns[key], column = thin(full);
+      full.forEach(function (p) { if (p[1] > range.high) { above.push(p); } });
+      if (!column.length) { return; }
+      svg.push('<g class="chart-series series-' + key + '">');
+      if (column.length > 1) {
+        svg.push('<path d="M' + column.map(function (p) { return x(p[0]) + " " + y(p[1]); }).join(" L") + '"/>');
+      }
+      var marked = key !== "train" || column.length === 1 ? column : column.slice(-1);
+      marked.forEach(function (p) {
+        svg.push('<circle cx="' + x(p[0]) + '" cy="' + y(p[1]) + '" r="4"><title>Step ' + grouped(p[0]) + ": " + label.toLowerCase() + " " + p[1].toFixed(4) + "</title></circle>");
+      });
+      svg.push("</g>");
+      legend.push('<span class="legend-item series-' + key + '"><span class="legend-swatch" aria-hidden="true"></span>' + label + " <strong>" + column[column.length - 1][1].toFixed(4) + "</strong></span>");
+    });
+    svg.push("</svg>");
+    var html = '<figure class="loss-chart-figure">' + svg.join("") + '<figcaption class="chart-legend">' + legend.join("") + "</figcaption>";
+    if (above.length) {
+      var highest = Math.max.apply(null, above.map(function (p) { return p[1]; }));
+      var upTo = Math.max.apply(null, above.map(function (p) { return p[0]; }));
+      html += '<p class="chart-note muted small" data-chart-note>The first steps reach a loss of ' + highest.toFixed(2) + " (up to step " + upTo + "); they are drawn at the top edge so that the rest of the curve stays readable.</p>";
+    }
+    return html + "</figure>";
+  }
 
   function setupJob(root) {
-    if (root.getAttribute("data-terminal") === "true") { return; }
+    if (root.getAttribute("data-follow") !== "true") { return; }
     var url = root.getAttribute("data-job-live");
-    var events = root.getAttribute("data-events");
+    var state = {
+      events: root.getAttribute("data-events"),
+      checkpoints: root.getAttribute("data-checkpoints"),
+      after: root.getAttribute("data-after") || "",
+    };
+    var source = document.getElementById("chart-points");
+    var points = source ? JSON.parse(source.textContent) : [];
+    var totalSteps = null;
+    points.forEach(function (p) { if (p.n) { totalSteps = p.n; } });
+    var chart = root.querySelector("[data-live-chart]");
+
+    function query() {
+      return "?events=" + encodeURIComponent(state.events) +
+        "&checkpoints=" + encodeURIComponent(state.checkpoints) +
+        "&after=" + encodeURIComponent(state.after);
+    }
+
     function tick() {
-      getJSON(url + "?events=" + encodeURIComponent(events)).then(function (body) {
-        if (body.is_terminal) { window.location.reload(); return; }  // buttons and banners change
+      getJSON(url + query()).then(function (body) {
         Object.keys(body.html).forEach(function (name) {
           var target = root.querySelector('[data-live="' + name + '"]');
           if (target) { target.innerHTML = body.html[name]; }
         });
-        events = String(body.n_events);
-        window.setTimeout(tick, POLL_MS);
+        if (body.metrics.length) {
+          body.metrics.forEach(function (p) { points.push(p); if (p.n) { totalSteps = p.n; } });
+          if (chart) { chart.innerHTML = drawLossChart(points, totalSteps); }
+        }
+        state.events = String(body.n_events);
+        state.checkpoints = String(body.n_checkpoints);
+        state.after = body.cursor || "";
+        if (body.more) { window.setTimeout(tick, 0); }
+        else if (body.follows) { window.setTimeout(tick, POLL_MS); }
       }, function () { window.setTimeout(tick, POLL_MS * 3); });
     }
     window.setTimeout(tick, POLL_MS);
