@@ -85,8 +85,11 @@ def test_the_models_page_lists_base_and_fine_tuned_models(alice_client, acme, gl
     assert f'href="/playground/?model={job.fine_tuned_model.replace(":", "%3A")}"' in row
     assert f'href="/models/{job.fine_tuned_model}/delete/"' in row
     assert "theirs" not in page  # another organization's model
-    assert 'id="base-model-id-1">tiny-chat</code>' in page
+    # Base models in id order: the embedding model, then tiny-chat; only chat models can be tried.
+    assert 'id="base-model-id-1">all-MiniLM-L6-v2</code>' in page
+    assert 'id="base-model-id-2">tiny-chat</code>' in page
     assert 'href="/playground/?model=tiny-chat"' in page
+    assert "/playground/?model=all-MiniLM-L6-v2" not in page
     assert "Models</a>" in page and 'aria-current="page">Models' in page
 
 
@@ -150,7 +153,7 @@ def test_the_overview_counts_and_lists_fine_tuned_models(alice_client, acme, tin
     page = alice_client.get(reverse("dashboard:home")).content.decode()
 
     models_stat = re.search(r"Models available</span>\s*<span class=\"stat-value\">(\d+)<", page)
-    assert models_stat.group(1) == "2"
+    assert models_stat.group(1) == "3"  # tiny-chat, all-MiniLM-L6-v2 and the fine-tune
     assert "1 fine-tuned" in page
     assert job.fine_tuned_model in page
     assert "Fine-tuned from tiny-chat" in page

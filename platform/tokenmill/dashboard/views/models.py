@@ -44,7 +44,8 @@ class ModelsView(ModelsPage):
     def get(self, request, *args, **kwargs) -> HttpResponse:
         context = {
             "base_models": [
-                (model, playground_url(model.model_id))
+                # The playground chats: embedding models have nothing to try there.
+                (model, playground_url(model.model_id) if model.kind == model.Kind.CHAT else None)
                 for model in base_model_list(tenant=self.tenant)
             ],
             "fine_tuned_models": [
