@@ -1,0 +1,28 @@
+import pytest
+import redis
+from django.conf import settings as django_settings
+
+from tests.gateway.conftest import backend, backends, call, gateway  # noqa: F401
+
+# The metering Redis of a run with REDIS_URL (its fourth database), else this one.
+FALLBACK_REDIS = "redis://127.0.0.1:6379/7"
+
+
+def metering_redis_url() -> str:
+    return django_settings.RATELIMIT_REDIS_URL or FALLBACK_REDIS
+
+
+@pytest.fixture(params=["database", "redis"])
+def store(request, settings):
+    """Each test runs on both: the embedded default (database) and a real Redis."""
+    if request.param == "database":
+        settings.RATELIMIT_REDIS_URL = ""
+        yield "database"
+        return
+    url = metering_redis_url()
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    settings.RATELIMIT_REDIS_URL = url
+    yield "redis"
+    client.flushdb()
+    client.close()
