@@ -19,6 +19,16 @@ def store(request, settings):
         settings.RATELIMIT_REDIS_URL = ""
         yield "database"
         return
+    yield from _use_redis(settings)
+
+
+@pytest.fixture
+def redis_store(settings):
+    """A real Redis only: for what the database store does not have (consumer groups)."""
+    yield from _use_redis(settings)
+
+
+def _use_redis(settings):
     url = metering_redis_url()
     client = redis.Redis.from_url(url)
     client.flushdb()
