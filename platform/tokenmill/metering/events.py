@@ -10,13 +10,11 @@ InflightRequest row) until it settles; `inflight_sweep` turns those whose gatewa
 into events with the usage they last saw.
 """
 
-import contextlib
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError
 
 from tokenmill.metering import redis_client
 from tokenmill.metering.models import InflightRequest, UsageEvent
@@ -60,8 +58,9 @@ def event_emit(event: Event) -> None:
         pipe.zrem(INFLIGHT_STARTED, event.event_id)
         pipe.execute()
         return
-    with contextlib.suppress(IntegrityError):  # delivered before: recorded once
-        UsageEvent.objects.create(event_id=event.event_id, payload=asdict(event))
+    UsageEvent.objects.bulk_create(  # delivered before: recorded once
+        [UsageEvent(event_id=event.event_id, payload=asdict(event))], ignore_conflicts=True
+    )
     InflightRequest.objects.filter(request_id=event.event_id).delete()
 
 
