@@ -7,8 +7,8 @@ from tokenmill.metering.models import LedgerEntry
 
 def test_a_succeeded_job_is_billed_its_trained_tokens_once(
     store,
-    dispatched,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    dispatched,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     outcome = {"status": "succeeded", "trained_tokens": 1234, "output": "jobs/x/attempt-1/final"}
     for _ in range(3):  # the control queue delivers the outcome again, and again
