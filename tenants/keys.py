@@ -54,8 +54,8 @@ class KeyRecord:
     requests_per_minute: int | None
     tokens_per_minute: int | None
     # The organization's limits, its own or its plan's default (0: none).
-    org_requests_per_minute: int = 0
-    org_tokens_per_minute: int = 0
+    org_requests_per_minute: int
+    org_tokens_per_minute: int
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
