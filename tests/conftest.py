@@ -26,9 +26,9 @@ def _fresh_cache(settings):
     if settings.REDIS_CACHE_URL:
         cache.clear()
     if settings.RATELIMIT_REDIS_URL:  # rate-limit windows, in-flight requests, usage events
-        import redis
+        from tokenmill.metering import redis_client
 
-        redis.Redis.from_url(settings.RATELIMIT_REDIS_URL).flushdb()
+        redis_client.client().flushdb()
 
 
 @pytest.fixture

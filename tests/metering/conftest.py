@@ -1,8 +1,8 @@
 import pytest
-import redis
 from django.conf import settings as django_settings
 
 from tests.gateway.conftest import backend, backends, call, gateway  # noqa: F401
+from tokenmill.metering import redis_client
 
 # The metering Redis of a run with REDIS_URL (its fourth database), else this one.
 FALLBACK_REDIS = "redis://127.0.0.1:6379/7"
@@ -30,9 +30,8 @@ def redis_store(settings):
 
 def _use_redis(settings):
     url = metering_redis_url()
-    client = redis.Redis.from_url(url)
-    client.flushdb()
     settings.RATELIMIT_REDIS_URL = url
+    client = redis_client.client()  # the one the code uses, kept for the process
+    client.flushdb()
     yield "redis"
     client.flushdb()
-    client.close()

@@ -10,6 +10,16 @@ from tests.gateway.helpers import chat
 from tests.metering.helpers import fire
 from tokenmill.metering import limits
 
+
+@pytest.fixture
+def requests_close_connections(monkeypatch):
+    """Django under ASGI runs each request in a thread of its own; a connection kept open
+    for reuse there is dropped with the thread (a ResourceWarning on PostgreSQL)."""
+    from django.db import connections
+
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+
+
 HEADERS = [
     f"x-ratelimit-{part}-{dimension}"
     for dimension in ("requests", "tokens")
@@ -28,7 +38,7 @@ def test_a_burst_at_a_key_limited_to_10_a_minute_lets_exactly_10_through(
 
 
 def test_a_burst_at_a_non_inference_endpoint_lets_exactly_the_limit_through(
-    store, backend, gateway, acme, alice
+    store, backend, gateway, acme, alice, requests_close_connections
 ):
     key = make_key(acme, alice, requests_per_minute=10)
     answers = fire(gateway.url + "/v1/models", key, count=25)
@@ -46,7 +56,9 @@ def test_a_burst_at_a_non_inference_endpoint_lets_exactly_the_limit_through(
     assert allowed.headers["x-ratelimit-limit-requests"] == "10"
 
 
-def test_the_platform_api_counts_against_the_same_minute(store, backend, gateway, acme, alice):
+def test_the_platform_api_counts_against_the_same_minute(
+    store, backend, gateway, acme, alice, requests_close_connections
+):
     key = make_key(acme, alice, requests_per_minute=2)
     assert fire(gateway.url + "/api/v1/organization", key, count=1)[0].status_code == 200
     assert (

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import orjson
 import pytest
-import redis
 from django.conf import settings
 
 from tests.gateway.helpers import chat, sse_events, stream_lines, wait_for
@@ -14,7 +13,7 @@ from tests.metering.helpers import ledger_totals
 from tests.processes import start_worker, stop_worker, worker_database_url
 from tokenmill.gateway import admission
 from tokenmill.gateway.callers import Caller
-from tokenmill.metering import events, ledger
+from tokenmill.metering import events, ledger, redis_client
 from tokenmill.metering.models import ConsumedEvent, InflightRequest, LedgerEntry, UsageEvent
 
 
@@ -77,7 +76,7 @@ def test_a_cut_stream_is_billed_for_what_was_delivered(store, backend, gateway, 
 
 def test_with_redis_the_request_path_writes_no_database_row(redis_store, backend, call, alice_key):
     call(alice_key, "/v1/chat/completions", chat())
-    client = redis.Redis.from_url(settings.RATELIMIT_REDIS_URL)
+    client = redis_client.client()
     wait_for(lambda: client.xlen(settings.METERING_STREAM) == 1, what="the event in the stream")
     assert UsageEvent.objects.count() == 0
     assert InflightRequest.objects.count() == 0
@@ -98,7 +97,7 @@ def test_a_replayed_batch_changes_nothing(store, acme):
 def test_a_ledger_worker_killed_mid_batch_loses_nothing(redis_store, settings, acme):
     for n in range(4):
         events.event_emit(_event(f"req_{n}", acme, prompt=7, completion=3))
-    client = redis.Redis.from_url(settings.RATELIMIT_REDIS_URL)
+    client = redis_client.client()
     ledger.ensure_group(client)
     read = ledger.read_batch(client, "doomed", 3)  # read, then "killed" before the ack
     assert len(read) == 3
@@ -116,7 +115,7 @@ def test_a_ledger_worker_that_crashes_after_its_commit_counts_nothing_twice(
     redis_store, settings, acme
 ):
     events.event_emit(_event("req_once", acme))
-    client = redis.Redis.from_url(settings.RATELIMIT_REDIS_URL)
+    client = redis_client.client()
     ledger.ensure_group(client)
     read = ledger.read_batch(client, "doomed", 10)
     ledger.ledger_add([event for _, event in read])  # committed, then killed before the ack
@@ -181,7 +180,7 @@ def test_the_event_carries_the_request_and_the_caller(store, backend, call, acme
     response = call(alice_key, "/v1/chat/completions", chat())
     request_id = response.headers["x-request-id"]
     if store == "redis":
-        client = redis.Redis.from_url(settings.RATELIMIT_REDIS_URL)
+        client = redis_client.client()
         wait_for(lambda: client.xlen(settings.METERING_STREAM), what="the event")
         ((_, fields),) = client.xrange(settings.METERING_STREAM)
         found = orjson.loads(fields[b"event"])
