@@ -28,7 +28,7 @@ from asgiref.sync import sync_to_async
 from tokenmill.gateway import params, routes
 from tokenmill.gateway.callers import Caller
 from tokenmill.gateway.errors import GatewayError
-from tokenmill.metering import events, gate, limits
+from tokenmill.metering import events, gate, limits, redis_client
 
 logger = logging.getLogger("tokenmill.gateway")
 
@@ -145,14 +145,24 @@ async def admit(admission: Admission) -> Admission:
 
 
 def _settle(admission: Admission, usage: Usage, outcome: str) -> None:
+    # With Redis: the refund and the event in one round trip (one MULTI/EXEC).
+    pipe = redis_client.client().pipeline(transaction=True) if redis_client.enabled() else None
     if admission.reservation is not None:
-        limits.settle(admission.reservation, tokens=usage.prompt_tokens + usage.completion_tokens)
-    events.event_emit(_event(admission, usage, outcome))
+        used = usage.prompt_tokens + usage.completion_tokens
+        limits.settle(admission.reservation, tokens=used, pipe=pipe)
+    events.event_emit(_event(admission, usage, outcome), pipe=pipe)
+    if pipe is not None:
+        pipe.execute()
 
 
 async def settle(admission: Admission, usage: Usage, *, outcome: str) -> None:
     """Record the request's real usage. Called once per admitted request."""
-    await sync_to_async(_settle)(admission, usage, outcome)
+    try:
+        await sync_to_async(_settle)(admission, usage, outcome)
+    except Exception:
+        # The caller was served; its in-flight record stays, and the sweeper bills it.
+        logger.exception("could not settle %s", admission.request_id)
+        return
     logger.debug(
         "settled %s %s %s: %s prompt + %s completion tokens (%s)",
         admission.request_id,

@@ -49,14 +49,17 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def event_emit(event: Event) -> None:
-    """Record one event; with Redis also drops its in-flight record in the same round trip."""
+def event_emit(event: Event, *, pipe=None) -> None:
+    """Record one event; with Redis also drops its in-flight record in the same round trip
+    (`pipe`: a pipeline of the caller's that carries the commands, for it to run)."""
     if redis_client.enabled():
-        pipe = redis_client.client().pipeline(transaction=True)
+        own = pipe is None
+        pipe = redis_client.client().pipeline(transaction=True) if own else pipe
         pipe.xadd(settings.METERING_STREAM, {"event": event.encoded()})
         pipe.hdel(INFLIGHT_HASH, event.event_id)
         pipe.zrem(INFLIGHT_STARTED, event.event_id)
-        pipe.execute()
+        if own:
+            pipe.execute()
         return
     UsageEvent.objects.bulk_create(  # delivered before: recorded once
         [UsageEvent(event_id=event.event_id, payload=asdict(event))], ignore_conflicts=True

@@ -108,16 +108,21 @@ def reserve(limits: list[Limit], *, requests: int = 1, tokens: int = 0) -> Verdi
     return Verdict(reservation, None, None, headers, 0)
 
 
-def settle(reservation: Reservation, *, tokens: int) -> None:
-    """The request used `tokens`: give back (or take) the difference from what it reserved."""
+def settle(reservation: Reservation, *, tokens: int, pipe=None) -> None:
+    """The request used `tokens`: give back (or take) the difference from what it reserved.
+
+    With Redis, `pipe` (a pipeline) carries the commands instead, for the caller to run.
+    """
     delta = tokens - reservation.tokens
     if delta == 0 or not reservation.limits:
         return
     if redis_client.enabled():
-        pipe = redis_client.client().pipeline(transaction=False)
+        own = pipe is None
+        pipe = redis_client.client().pipeline(transaction=False) if own else pipe
         for limit in reservation.limits:
             pipe.incrby(_key(limit.scope, reservation.window, "tokens"), delta)
-        pipe.execute()
+        if own:
+            pipe.execute()
         return
     RateWindow.objects.filter(
         scope__in=[limit.scope for limit in reservation.limits], window=reservation.window
