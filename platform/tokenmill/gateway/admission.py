@@ -18,6 +18,7 @@ The rate-limit headers of an admitted request reach its response through
 `response_headers()` (a context variable of the request's task).
 """
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -155,14 +156,21 @@ def _settle(admission: Admission, usage: Usage, outcome: str) -> None:
         pipe.execute()
 
 
-async def settle(admission: Admission, usage: Usage, *, outcome: str) -> None:
-    """Record the request's real usage. Called once per admitted request."""
+async def _settle_logged(admission: Admission, usage: Usage, outcome: str) -> None:
     try:
         await sync_to_async(_settle)(admission, usage, outcome)
     except Exception:
         # The caller was served; its in-flight record stays, and the sweeper bills it.
         logger.exception("could not settle %s", admission.request_id)
-        return
+
+
+async def settle(admission: Admission, usage: Usage, *, outcome: str) -> None:
+    """Record the request's real usage. Called once per admitted request.
+
+    Shielded: a client that hangs up while the stream settles cancels the relay, and
+    the settlement still runs to its end.
+    """
+    await asyncio.shield(asyncio.ensure_future(_settle_logged(admission, usage, outcome)))
     logger.debug(
         "settled %s %s %s: %s prompt + %s completion tokens (%s)",
         admission.request_id,
