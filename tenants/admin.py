@@ -103,7 +103,12 @@ class OrganizationAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # Status changes go through the service so cached API keys are forgotten at once.
         status_changed = change and "status" in form.changed_data
+        limits_changed = change and {"requests_per_minute", "tokens_per_minute"} & set(
+            form.changed_data
+        )
         super().save_model(request, obj, form, change)
+        if limits_changed and not status_changed:
+            services.organization_limits_changed(tenant=obj)
         if status_changed:
             services.organization_set_status(
                 tenant=obj, status=obj.status, reason=obj.suspended_reason

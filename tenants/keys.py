@@ -53,6 +53,9 @@ class KeyRecord:
     revoked: bool
     requests_per_minute: int | None
     tokens_per_minute: int | None
+    # The organization's limits, its own or its plan's default (0: none).
+    org_requests_per_minute: int
+    org_tokens_per_minute: int
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
@@ -131,6 +134,8 @@ def _load_record(prefix: str) -> KeyRecord | None:
         revoked=key.revoked_at is not None or creator_gone,
         requests_per_minute=key.requests_per_minute,
         tokens_per_minute=key.tokens_per_minute,
+        org_requests_per_minute=key.tenant.effective_requests_per_minute,
+        org_tokens_per_minute=key.tenant.effective_tokens_per_minute,
     )
 
 

@@ -1,6 +1,7 @@
 from datetime import datetime
 from functools import partial
 
+from django.conf import settings
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -62,6 +63,10 @@ class Organization(models.Model):
     # Quotas; None means the platform default from settings.
     storage_quota_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     max_concurrent_jobs = models.PositiveIntegerField(null=True, blank=True)
+    # Rate limits per minute, set by operators; None means the plan default from
+    # settings (ORG_REQUESTS_PER_MINUTE, ORG_TOKENS_PER_MINUTE), 0 means no limit.
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -73,6 +78,18 @@ class Organization(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    @property
+    def effective_requests_per_minute(self) -> int:
+        if self.requests_per_minute is not None:
+            return self.requests_per_minute
+        return settings.ORG_REQUESTS_PER_MINUTE
+
+    @property
+    def effective_tokens_per_minute(self) -> int:
+        if self.tokens_per_minute is not None:
+            return self.tokens_per_minute
+        return settings.ORG_TOKENS_PER_MINUTE
 
 
 class Role(models.TextChoices):

@@ -127,6 +127,11 @@ def _forget_tenant_keys(tenant: Organization) -> None:
     keys.forget_keys(list(ApiKey.objects.for_tenant(tenant).values_list("prefix", flat=True)))
 
 
+def organization_limits_changed(*, tenant: Organization) -> None:
+    """After an operator changes the organization's rate limits: cached keys carry them."""
+    _forget_tenant_keys(tenant)
+
+
 def organization_set_status(*, tenant: Organization, status: str, reason: str = "") -> Organization:
     """Suspend or reactivate; an operator action. Keys stop working within a second."""
     if status not in Organization.Status.values:

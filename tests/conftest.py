@@ -25,6 +25,10 @@ def _fresh_cache(settings):
     # cache has a Redis database of its own: the clear (FLUSHDB) leaves the queues alone.
     if settings.REDIS_CACHE_URL:
         cache.clear()
+    if settings.RATELIMIT_REDIS_URL:  # rate-limit windows, in-flight requests, usage events
+        from tokenmill.metering import redis_client
+
+        redis_client.client().flushdb()
 
 
 @pytest.fixture

@@ -90,6 +90,10 @@ def configure(celery_app: Celery) -> None:
                 "task": "finetuning.reap",
                 "schedule": float(settings.JOB_REAPER_SECONDS),
             },
+            "aggregate-usage": {
+                "task": "metering.aggregate",
+                "schedule": float(settings.METERING_LEDGER_SECONDS),
+            },
             "check-serving-replicas": {
                 "task": "gateway.check_replicas",
                 "schedule": float(settings.GATEWAY_HEALTH_SECONDS),
@@ -106,4 +110,12 @@ def consume_own_probe_queue(sender: str, instance, **kwargs) -> None:
 
 
 configure(app)
-app.autodiscover_tasks(["workers", "tokenmill.files", "tokenmill.finetuning", "tokenmill.gateway"])
+app.autodiscover_tasks(
+    [
+        "workers",
+        "tokenmill.files",
+        "tokenmill.finetuning",
+        "tokenmill.gateway",
+        "tokenmill.metering",
+    ]
+)

@@ -7,6 +7,9 @@ whole application and, before the application reads a byte:
 
 - on /v1 and /api/v1, checks the `Authorization` key (the cached key lookup
   every request makes anyway) and answers 401/403 in OpenAI's shape;
+- on those routes but the inference ones (whose gateway admits requests and tokens
+  itself), takes one request from the key's and the organization's requests per
+  minute, or answers 429; the x-ratelimit-* headers go on the response;
 - refuses a `Content-Length` over the route's limit with a 413;
 - counts the bytes of a body as they stream in (chunked bodies have no length)
   and, once the limit is passed, stops reading and answers 413.
@@ -35,6 +38,7 @@ from tokenmill.api.authentication import BEARER_FORMAT_MESSAGE, bearer_token
 from tokenmill.api.errors import MISSING_KEY_MESSAGE, error_body
 from tokenmill.api.parsers import body_too_large
 from tokenmill.files.services import upload_body_limit, upload_too_large
+from tokenmill.metering import gate, limits
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,6 +49,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 KeyCheck = Callable[[str], "tuple[int, str, str] | None"]
 
 API_PREFIXES = ("/v1/", "/api/v1/")
+# Admitted by the gateway itself, with their tokens (tokenmill/gateway/admission.py).
+INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 UPLOAD_ROUTES = {("POST", "/v1/files"), ("POST", "/datasets/")}
 
 
@@ -55,6 +61,7 @@ class Refusal:
     code: str | None = None
     param: str | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    error_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,11 +102,38 @@ def check_api_key(header: str) -> tuple[int, str, str] | None:
     return None
 
 
+def take_request(header: str) -> Refusal | tuple[tuple[bytes, bytes], ...]:
+    """One request from the key's and its organization's minute: a 429, or the headers."""
+    token = bearer_token(header)
+    try:
+        record = authenticate_key(token or "")
+    except KeyRejected:
+        return ()  # a key the check let through and then revoked: the API answers that
+    found = gate.caller_limits(
+        tenant_id=record.tenant_id,
+        key_id=record.id,
+        key_requests=record.requests_per_minute,
+        key_tokens=None,
+        org_requests=record.org_requests_per_minute,
+        org_tokens=0,
+    )
+    if not found:
+        return ()
+    verdict = limits.reserve(found, requests=1, tokens=0)
+    headers = verdict.headers if verdict.reservation is not None else gate.refusal_headers(verdict)
+    encoded = tuple((name.encode(), value.encode()) for name, value in headers.items())
+    if verdict.reservation is None:
+        message = gate.refusal_message(verdict, requested=1)
+        return Refusal(429, message, "rate_limit_exceeded", headers=encoded, error_type="requests")
+    return encoded
+
+
 def guard_bodies(app: ASGIApp, *, check_key: KeyCheck | None = None) -> ASGIApp:
     """Wrap ``app`` so that no request body is read past what its route allows."""
     key_check = sync_to_async(
         _closing_connections(check_key or check_api_key), thread_sensitive=True
     )
+    request_take = sync_to_async(_closing_connections(take_request), thread_sensitive=True)
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,6 +148,12 @@ def guard_bodies(app: ASGIApp, *, check_key: KeyCheck | None = None) -> ASGIApp:
                 challenge = ((b"www-authenticate", b'Bearer realm="api"'),) if status == 401 else ()
                 await _answer(send, Refusal(status, message, code, headers=challenge), api=True)
                 return
+            if scope["path"].rstrip("/") not in INFERENCE_PATHS:
+                taken = await request_take(headers.get(b"authorization", b"").decode("latin-1"))
+                if isinstance(taken, Refusal):
+                    await _answer(send, taken, api=True)
+                    return
+                send = _with_headers(send, taken)
         wants_json = b"application/json" in headers.get(b"accept", b"")
         length = _content_length(headers)
         if length is not None and length > rule.limit:
@@ -124,7 +164,19 @@ def guard_bodies(app: ASGIApp, *, check_key: KeyCheck | None = None) -> ASGIApp:
     return guarded
 
 
-def _closing_connections(check: KeyCheck) -> KeyCheck:
+def _with_headers(send: Send, extra: tuple[tuple[bytes, bytes], ...]) -> Send:
+    if not extra:
+        return send
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
+
+
+def _closing_connections(check):
     """The key check runs before Django's request cycle, which would close what it opens: a
     cache miss reads the database, so close that connection here rather than leak it."""
 
@@ -186,7 +238,11 @@ async def _answer(send: Send, refusal: Refusal, *, api: bool, wants_json: bool =
     if api:
         body = json.dumps(
             error_body(
-                refusal.message, status_code=refusal.status, code=refusal.code, param=refusal.param
+                refusal.message,
+                status_code=refusal.status,
+                code=refusal.code,
+                param=refusal.param,
+                error_type=refusal.error_type,
             )
         ).encode()
         content_type = b"application/json"

@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "tokenmill.files",
     "tokenmill.finetuning",
     "tokenmill.gateway",
+    "tokenmill.metering",
     "tokenmill.dashboard",
 ]
 
@@ -278,6 +279,16 @@ if MODEL_SERVER_DEVICE not in ("cpu", "cuda"):
 MODEL_SERVER_KV_CACHE_GIB = env_int("MODEL_SERVER_KV_CACHE_GIB", 1, minimum=1)
 MODEL_SERVER_MAX_LORAS = env_int("MODEL_SERVER_MAX_LORAS", 4, minimum=1)
 MODEL_SERVER_MAX_LORA_RANK = env_int("MODEL_SERVER_MAX_LORA_RANK", 16, minimum=1)
+
+# Admission and metering (tokenmill/metering): the plan's default limits per organization
+# per minute (0: none), the Redis stream usage events go to, and the ledger task's rhythm.
+ORG_REQUESTS_PER_MINUTE = env_int("ORG_REQUESTS_PER_MINUTE", 600, minimum=0)
+ORG_TOKENS_PER_MINUTE = env_int("ORG_TOKENS_PER_MINUTE", 1_000_000, minimum=0)
+METERING_STREAM = env_str("METERING_STREAM", "usage-events")
+METERING_LEDGER_SECONDS = env_int("METERING_LEDGER_SECONDS", 10, minimum=1)
+METERING_BATCH = env_int("METERING_BATCH", 1000, minimum=1)
+# A ledger consumer's unacknowledged batch is taken over after this long (it died).
+METERING_CLAIM_IDLE_SECONDS = env_int("METERING_CLAIM_IDLE_SECONDS", 60, minimum=1)
 
 # Celery (see workers/celery.py): Redis when configured, else the filesystem broker.
 CELERY_BROKER_URL = _redis_role("CELERY_BROKER_URL", "broker") or "filesystem://"

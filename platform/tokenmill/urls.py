@@ -8,6 +8,7 @@ from tokenmill.dashboard.views import errors as dashboard_errors
 from tokenmill.files import api as files_api
 from tokenmill.finetuning import api as finetuning_api
 from tokenmill.finetuning import models_api
+from tokenmill.metering import api as metering_api
 
 openai_api = [
     path("models", models_api.ModelListView.as_view(), name="models"),
@@ -50,6 +51,7 @@ platform_api = [
     ),
     path("api-keys", organization.ApiKeyListView.as_view(), name="api-keys"),
     path("api-keys/<str:object_id>", organization.ApiKeyDetailView.as_view(), name="api-key"),
+    path("usage", metering_api.UsageView.as_view(), name="usage"),
 ]
 
 urlpatterns = [

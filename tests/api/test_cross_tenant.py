@@ -100,6 +100,11 @@ class OwnOrganization:
     """The caller's own organization, with no id in the URL."""
 
 
+@dataclass(frozen=True)
+class OwnUsage:
+    """The caller's own usage: sums of its organization's ledger only."""
+
+
 ENDPOINTS = {
     "v1:models": Listing(_fine_tuned_model),
     "v1:model": Detail(_fine_tuned_model),  # base models: the shared catalog, below
@@ -112,6 +117,7 @@ ENDPOINTS = {
     "v1:file": Detail(_file),
     "v1:file-content": Detail(_file),
     "api:organization": OwnOrganization(),
+    "api:usage": OwnUsage(),
     "api:members": Listing(_member),
     "api:member": Detail(_member),
     "api:invitations": Listing(_invitation),
@@ -152,6 +158,7 @@ def _cases(kind: type) -> list[tuple[str, str]]:
 DETAIL_CASES = _cases(Detail)
 ORGANIZATION_CASES = _cases(OwnOrganization)
 LIST_NAMES = sorted(name for name, spec in ENDPOINTS.items() if isinstance(spec, Listing))
+USAGE_NAMES = sorted(name for name, spec in ENDPOINTS.items() if isinstance(spec, OwnUsage))
 
 
 def test_every_endpoint_is_in_the_matrix():
@@ -164,10 +171,14 @@ def test_every_endpoint_is_in_the_matrix():
 
 
 def test_every_entry_is_checked():
-    checked = {name for name, _ in DETAIL_CASES + ORGANIZATION_CASES} | set(LIST_NAMES)
+    checked = {name for name, _ in DETAIL_CASES + ORGANIZATION_CASES}
+    checked |= set(LIST_NAMES) | set(USAGE_NAMES)
     unchecked = sorted(set(ENDPOINTS) - checked)
     assert not unchecked, f"no test checks these entries: {unchecked}"
-    assert all(isinstance(spec, Detail | Listing | OwnOrganization) for spec in ENDPOINTS.values())
+    assert all(
+        isinstance(spec, Detail | Listing | OwnOrganization | OwnUsage)
+        for spec in ENDPOINTS.values()
+    )
 
 
 def test_methods_come_from_the_views():
@@ -227,6 +238,31 @@ def test_the_organization_endpoint_is_the_callers_own(
     assert response.status_code == 200
     assert response.json()["slug"] == "globex"
     assert api(alice_key).get(_url(name)).json()["slug"] == "acme"
+
+
+@pytest.mark.parametrize("name", USAGE_NAMES)
+def test_usage_sums_only_the_callers_ledger(
+    name, acme, alice, charlie, api, alice_key, charlie_key
+):
+    from django.utils import timezone
+
+    from tokenmill.metering.models import LedgerEntry
+
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    LedgerEntry.unscoped.create(
+        tenant=acme,
+        model="tiny-chat",
+        base_model="tiny-chat",
+        kind="chat",
+        hour=hour,
+        requests=3,
+        prompt_tokens=30,
+        completion_tokens=9,
+    )
+    url = _url(name) + "?group_by=model,key,kind"
+    assert api(charlie_key).get(url).json()["totals"]["requests"] == 0
+    assert api(charlie_key).get(url).json()["data"] == []
+    assert api(alice_key).get(url).json()["totals"]["total_tokens"] == 39
 
 
 def test_base_models_are_the_shared_catalog(api, alice_key, charlie_key):

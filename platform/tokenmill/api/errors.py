@@ -45,9 +45,14 @@ class ApiError(exceptions.APIException):
 
 
 def error_body(
-    message: str, *, status_code: int, code: str | None = None, param: str | None = None
+    message: str,
+    *,
+    status_code: int,
+    code: str | None = None,
+    param: str | None = None,
+    error_type: str | None = None,
 ) -> dict:
-    error_type = _TYPE_BY_STATUS.get(status_code)
+    error_type = error_type or _TYPE_BY_STATUS.get(status_code)
     if error_type is None:
         error_type = "server_error" if status_code >= 500 else "invalid_request_error"
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}

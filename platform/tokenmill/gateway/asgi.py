@@ -12,7 +12,7 @@ import contextlib
 
 from django.conf import settings
 
-from tokenmill.gateway import params, proxy, upstream
+from tokenmill.gateway import admission, params, proxy, upstream
 from tokenmill.gateway.callers import caller_from_authorization
 from tokenmill.gateway.errors import GatewayError
 
@@ -107,6 +107,7 @@ async def _read_body(receive, headers: dict) -> bytes:
 async def _send_reply(send, reply: proxy.Reply, request_id: str, *, close: bool = False) -> None:
     headers = [
         *reply.headers,
+        *admission.response_headers(),
         (b"content-length", str(len(reply.body)).encode()),
         (b"x-request-id", request_id.encode()),
     ]
@@ -135,7 +136,11 @@ async def _send_stream(receive, send, reply: proxy.Reply, request_id: str) -> No
             {
                 "type": "http.response.start",
                 "status": reply.status,
-                "headers": [*reply.headers, (b"x-request-id", request_id.encode())],
+                "headers": [
+                    *reply.headers,
+                    *admission.response_headers(),
+                    (b"x-request-id", request_id.encode()),
+                ],
             }
         )
         async for chunk in reply.stream:

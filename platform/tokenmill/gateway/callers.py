@@ -26,9 +26,11 @@ class Caller:
     key_public_id: str = ""
     user_id: int | None = None
     expires_at: datetime | None = None
-    # The key's own limits, for admission (the next issue enforces them).
+    # The key's and the organization's limits per minute, enforced at admission.
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    org_requests_per_minute: int = 0
+    org_tokens_per_minute: int = 0
 
 
 _memo = LocalMemo()
@@ -73,6 +75,8 @@ def _caller_for(token: str) -> Caller | GatewayError:
         expires_at=record.expires_at,
         requests_per_minute=record.requests_per_minute,
         tokens_per_minute=record.tokens_per_minute,
+        org_requests_per_minute=record.org_requests_per_minute,
+        org_tokens_per_minute=record.org_tokens_per_minute,
     )
 
 

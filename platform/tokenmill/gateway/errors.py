@@ -14,6 +14,7 @@ class GatewayError(Exception):
         code: str | None = "invalid_value",
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        error_type: str | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -21,14 +22,26 @@ class GatewayError(Exception):
         self.code = code
         self.param = param
         self.headers = headers or {}
+        self.error_type = error_type
 
     def copy(self) -> "GatewayError":
         return GatewayError(
-            self.message, status=self.status, code=self.code, param=self.param, headers=self.headers
+            self.message,
+            status=self.status,
+            code=self.code,
+            param=self.param,
+            headers=self.headers,
+            error_type=self.error_type,
         )
 
     def body(self) -> dict:
-        return error_body(self.message, status_code=self.status, code=self.code, param=self.param)
+        return error_body(
+            self.message,
+            status_code=self.status,
+            code=self.code,
+            param=self.param,
+            error_type=self.error_type,
+        )
 
     def json_bytes(self) -> bytes:
         return orjson.dumps(self.body())

@@ -74,7 +74,13 @@ def _session_caller(request: HttpRequest) -> Caller:
             status=403,
             code="insufficient_role",
         )
-    return Caller(tenant_id=tenant.pk, tenant_slug=tenant.slug, user_id=request.user.pk)
+    return Caller(
+        tenant_id=tenant.pk,
+        tenant_slug=tenant.slug,
+        user_id=request.user.pk,
+        org_requests_per_minute=tenant.effective_requests_per_minute,
+        org_tokens_per_minute=tenant.effective_tokens_per_minute,
+    )
 
 
 @require_POST
