@@ -97,8 +97,10 @@ def check_api_key(header: str) -> tuple[int, str, str] | None:
 
 def guard_bodies(app: ASGIApp, *, check_key: KeyCheck | None = None) -> ASGIApp:
     """Wrap ``app`` so that no request body is read past what its route allows."""
+    # Each check in a worker thread of its own, so requests' checks run side by side rather
+    # than queue on the one main thread.
     key_check = sync_to_async(
-        _closing_connections(check_key or check_api_key), thread_sensitive=True
+        _closing_connections(check_key or check_api_key), thread_sensitive=False
     )
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,7 +128,8 @@ def guard_bodies(app: ASGIApp, *, check_key: KeyCheck | None = None) -> ASGIApp:
 
 def _closing_connections(check: KeyCheck) -> KeyCheck:
     """The key check runs before Django's request cycle, which would close what it opens: a
-    cache miss reads the database, so close that connection here rather than leak it."""
+    cache miss reads the database, in a worker thread, so close that thread's connection here
+    rather than leak it."""
 
     def checked(header: str):
         try:

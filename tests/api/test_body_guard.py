@@ -358,3 +358,38 @@ def test_other_connections_pass_through_untouched():
     with ThreadPoolExecutor(max_workers=1) as pool:  # as Harness.run: a loop of its own
         pool.submit(asyncio.run, main()).result()
     assert sent == [{"type": "passed-through", "scope": "lifespan"}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_key_checks_of_concurrent_requests_run_side_by_side(small_limits, acme, alice):
+    import time
+
+    from tokenmill.body_guard import check_api_key
+
+    key = make_key(acme, alice)
+    used = []
+
+    def slow_check(header):
+        time.sleep(0.3)
+        verdict = check_api_key(header)  # the real check: cache, then the database
+        used.append(connections["default"])
+        return verdict
+
+    guarded = guard_bodies(echo_app(), check_key=slow_check)
+    requests = [
+        Harness(guarded, method="GET", path="/v1/models", headers=[bearer(key)]) for _ in range(8)
+    ]
+
+    async def main():
+        await asyncio.gather(*(r.app(r.scope, r.receive, r.send) for r in requests))
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, main()).result()
+    elapsed = time.monotonic() - started
+    print(f"8 concurrent key checks of 0.3 s: {elapsed:.2f} s")
+    assert [r.status for r in requests] == [200] * 8
+    assert elapsed < 4 * 0.3, elapsed  # one after another would take 2.4 s
+    # Each worker thread's database connection is closed once its check is done.
+    assert len(used) == 8
+    assert all(connection.connection is None for connection in used)
