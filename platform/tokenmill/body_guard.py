@@ -92,7 +92,8 @@ class BodyRule:
         )
 
     def too_large(self, length: int | None) -> Refusal:
-        """The 413 for a body of ``length`` bytes (None: a stream that went past the limit)."""
+        """The refusal of a body of ``length`` bytes (None: a stream that went past the limit):
+        a 413, or for an upload without a session the 403 that says to log in."""
         if self.anonymous:
             return Refusal(403, LOGIN_TO_UPLOAD_MESSAGE, "login_required")
         if self.upload:
