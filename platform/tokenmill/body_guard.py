@@ -10,6 +10,10 @@ whole application and, before the application reads a byte:
 - on those routes but the inference ones (whose gateway admits requests and tokens
   itself), takes one request from the key's and the organization's requests per
   minute, or answers 429; the x-ratelimit-* headers go on the response;
+- on the dashboard's upload, checks the session cookie: without a live session of an
+  active user the body is held to the form limit, so an anonymous upload is refused
+  after little is read (a small one still reaches the view, whose login redirect or
+  CSRF 403 answers it);
 - refuses a `Content-Length` over the route's limit with a 413;
 - counts the bytes of a body as they stream in (chunked bodies have no length)
   and, once the limit is passed, stops reading and answers 413.
@@ -27,11 +31,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib import auth
+from django.core.exceptions import ValidationError
 from django.db import connections
+from django.http.cookie import parse_cookie
+from django.utils.crypto import constant_time_compare
 
 from tenants.keys import KeyRejected, authenticate_key
 from tokenmill.api.authentication import BEARER_FORMAT_MESSAGE, bearer_token
@@ -47,10 +56,15 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: header value -> None when the key is good, else (status, message, code)
 KeyCheck = Callable[[str], "tuple[int, str, str] | None"]
+#: Cookie header -> whether it names a live session of an active user
+SessionCheck = Callable[[str], bool]
 
 API_PREFIXES = ("/v1/", "/api/v1/")
 # Admitted by the gateway itself, with their tokens (tokenmill/gateway/admission.py).
 INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+LOGIN_TO_UPLOAD_MESSAGE = (
+    "You are not logged in, or your session has ended: log in again, then upload the file."
+)
 UPLOAD_ROUTES = {("POST", "/v1/files"), ("POST", "/datasets/")}
 
 
@@ -69,9 +83,26 @@ class BodyRule:
     limit: int
     api: bool  # authenticate at the headers and answer in OpenAI's shape
     upload: bool
+    anonymous: bool = False  # a dashboard upload without a live session
+
+    @property
+    def needs_session(self) -> bool:
+        return self.upload and not self.api and not self.anonymous
+
+    def for_anonymous(self) -> BodyRule:
+        """An upload without a session is held to the form limit: its view reads no more."""
+        return BodyRule(
+            limit=min(self.limit, settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
+            api=self.api,
+            upload=self.upload,
+            anonymous=True,
+        )
 
     def too_large(self, length: int | None) -> Refusal:
-        """The 413 for a body of ``length`` bytes (None: a stream that went past the limit)."""
+        """The refusal of a body of ``length`` bytes (None: a stream that went past the limit):
+        a 413, or for an upload without a session the 403 that says to log in."""
+        if self.anonymous:
+            return Refusal(403, LOGIN_TO_UPLOAD_MESSAGE, "login_required")
         if self.upload:
             error = upload_too_large(length)
             return Refusal(error.status, error.message, error.code, error.param)
@@ -128,12 +159,41 @@ def take_request(header: str) -> Refusal | tuple[tuple[bytes, bytes], ...]:
     return encoded
 
 
-def guard_bodies(app: ASGIApp, *, check_key: KeyCheck | None = None) -> ASGIApp:
+def session_is_live(cookie_header: str) -> bool:
+    """Whether the session cookie names a live session of an active user, as Django's auth
+    would find it (the session's hash included), without changing the session."""
+    session_key = parse_cookie(cookie_header).get(settings.SESSION_COOKIE_NAME)
+    if not session_key:
+        return False
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    try:
+        user_id = auth.get_user_model()._meta.pk.to_python(session[auth.SESSION_KEY])
+        backend_path = session[auth.BACKEND_SESSION_KEY]
+        session_hash = session.get(auth.HASH_SESSION_KEY) or ""
+    except (KeyError, ValidationError):
+        return False
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    user = auth.load_backend(backend_path).get_user(user_id)
+    if user is None or not user.is_active:
+        return False
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return any(constant_time_compare(session_hash, known) for known in hashes)
+
+
+def guard_bodies(
+    app: ASGIApp, *, check_key: KeyCheck | None = None, check_session: SessionCheck | None = None
+) -> ASGIApp:
     """Wrap ``app`` so that no request body is read past what its route allows."""
+    # Each check in a worker thread of its own, so requests' checks run side by side rather
+    # than queue on the one main thread.
     key_check = sync_to_async(
-        _closing_connections(check_key or check_api_key), thread_sensitive=True
+        _closing_connections(check_key or check_api_key), thread_sensitive=False
     )
-    request_take = sync_to_async(_closing_connections(take_request), thread_sensitive=True)
+    session_check = sync_to_async(
+        _closing_connections(check_session or session_is_live), thread_sensitive=False
+    )
+    request_take = sync_to_async(_closing_connections(take_request), thread_sensitive=False)
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -154,6 +214,14 @@ def guard_bodies(app: ASGIApp, *, check_key: KeyCheck | None = None) -> ASGIApp:
                     await _answer(send, taken, api=True)
                     return
                 send = _with_headers(send, taken)
+        if rule.needs_session:
+            cookies = "; ".join(
+                value.decode("latin-1")
+                for name, value in scope.get("headers") or []
+                if name == b"cookie"
+            )
+            if not await session_check(cookies):
+                rule = rule.for_anonymous()
         wants_json = b"application/json" in headers.get(b"accept", b"")
         length = _content_length(headers)
         if length is not None and length > rule.limit:
@@ -176,9 +244,10 @@ def _with_headers(send: Send, extra: tuple[tuple[bytes, bytes], ...]) -> Send:
     return sending
 
 
-def _closing_connections(check):
+def _closing_connections(check: Callable[[str], Any]) -> Callable[[str], Any]:
     """The key check runs before Django's request cycle, which would close what it opens: a
-    cache miss reads the database, so close that connection here rather than leak it."""
+    cache miss reads the database, in a worker thread, so close that thread's connection here
+    rather than leak it."""
 
     def checked(header: str):
         try:

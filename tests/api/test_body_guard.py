@@ -9,6 +9,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.conf import settings
 from django.db import connections
 
 from tests.factories import make_key
@@ -289,8 +290,12 @@ def always_valid(header: str):
     return None
 
 
+def logged_in(cookie_header: str) -> bool:
+    return True
+
+
 def test_the_dashboard_dataset_upload_has_the_file_limit(small_limits):
-    guarded = guard_bodies(echo_app(), check_key=always_valid)
+    guarded = guard_bodies(echo_app(), check_key=always_valid, check_session=logged_in)
     within = Harness(guarded, path="/datasets/", headers=[MULTIPART], body_bytes=900 * 1024).run()
     assert (within.status, within.text) == (200, str(900 * 1024))
 
@@ -358,3 +363,132 @@ def test_other_connections_pass_through_untouched():
     with ThreadPoolExecutor(max_workers=1) as pool:  # as Harness.run: a loop of its own
         pool.submit(asyncio.run, main()).result()
     assert sent == [{"type": "passed-through", "scope": "lifespan"}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_key_checks_of_concurrent_requests_run_side_by_side(small_limits, acme, alice):
+    import time
+
+    from tokenmill.body_guard import check_api_key
+
+    key = make_key(acme, alice)
+    used = []
+
+    def slow_check(header):
+        time.sleep(0.3)
+        verdict = check_api_key(header)  # the real check: cache, then the database
+        used.append(connections["default"])
+        return verdict
+
+    guarded = guard_bodies(echo_app(), check_key=slow_check)
+    requests = [
+        Harness(guarded, method="GET", path="/v1/models", headers=[bearer(key)]) for _ in range(8)
+    ]
+
+    async def main():
+        await asyncio.gather(*(r.app(r.scope, r.receive, r.send) for r in requests))
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, main()).result()
+    elapsed = time.monotonic() - started
+    print(f"8 concurrent key checks of 0.3 s: {elapsed:.2f} s")
+    assert [r.status for r in requests] == [200] * 8
+    assert elapsed < 4 * 0.3, elapsed  # one after another would take 2.4 s
+    # Each worker thread's database connection is closed once its check is done.
+    assert len(used) == 8
+    assert all(connection.connection is None for connection in used)
+
+
+# --- dashboard uploads: the session is checked at the headers ---------------------------
+
+
+def session_cookie(user) -> tuple[bytes, bytes]:
+    """The cookies of a browser logged in as ``user``, with a CSRF token to match."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    cookie = f"{settings.SESSION_COOKIE_NAME}={session}; {settings.CSRF_COOKIE_NAME}={CSRF}"
+    return (b"cookie", cookie.encode())
+
+
+CSRF = "a" * 32
+SCRIPT = [(b"accept", b"application/json"), (b"x-csrftoken", CSRF.encode())]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_anonymous_300_mb_dashboard_upload_is_refused_after_the_form_limit(small_limits):
+    request = Harness(served(), path="/datasets/", headers=[MULTIPART], body_bytes=300 * MB).run()
+    assert request.status == 403
+    assert 512 * 1024 < request.consumed <= 512 * 1024 + CHUNK
+    assert request.text == (
+        "You are not logged in, or your session has ended: log in again, then upload the file."
+    )
+
+    # The upload page's script gets its form errors' shape; an announced length is read not at all.
+    scripted = Harness(
+        served(),
+        path="/datasets/",
+        headers=[MULTIPART, *SCRIPT, length(300 * MB), (b"cookie", b"sessionid=nosuchsession")],
+        body_bytes=300 * MB,
+    ).run()
+    assert (scripted.status, scripted.consumed) == (403, 0)
+    assert scripted.json() == {
+        "errors": {
+            "__all__": [
+                {
+                    "message": "You are not logged in, or your session has ended: log in "
+                    "again, then upload the file.",
+                    "code": "login_required",
+                }
+            ]
+        }
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_small_anonymous_dashboard_post_still_gets_the_views_answer(small_limits):
+    request = Harness(served(), path="/datasets/", headers=[MULTIPART], body_bytes=1000).run()
+    assert request.status == 403  # Django's CSRF refusal: no token, no session
+    assert request.consumed == 1000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_logged_in_dashboard_upload_goes_through_whole(
+    small_limits, acme, alice, artifact_root, monkeypatch
+):
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+    content = b"some bytes\n" * 80_000  # 880 KB: over the form limit, within the file limit
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="notes.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\n" + content + b"\r\n--XyZ--\r\n"
+    )
+    request = Harness(
+        served(),
+        path="/datasets/",
+        headers=[MULTIPART, *SCRIPT, session_cookie(alice), length(len(body))],
+        body=body,
+    ).run()
+    assert request.status == 201, request.text
+    assert request.consumed == len(body)
+    assert File.objects.for_tenant(acme).get().bytes == len(content)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_session_check_wants_a_live_session_of_an_active_user(acme, alice):
+    from tokenmill.body_guard import session_is_live
+
+    cookie = session_cookie(alice)[1].decode()
+    assert session_is_live(cookie)
+    assert not session_is_live("")
+    assert not session_is_live(f"{settings.SESSION_COOKIE_NAME}=nosuchsession")
+    alice.is_active = False
+    alice.save()
+    assert not session_is_live(cookie)
+    alice.is_active = True
+    alice.set_password("a new password")  # signs every session out, as Django's auth does
+    alice.save()
+    assert not session_is_live(cookie)

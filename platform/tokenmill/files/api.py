@@ -5,7 +5,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -15,6 +15,7 @@ from tokenmill.api.pagination import cursor_page, list_body, parse_limit
 from tokenmill.api.views import TenantAPIView
 from tokenmill.files import selectors, services, storage
 from tokenmill.files.models import File
+from tokenmill.files.multipart import UploadParser
 
 # OpenAI accepts up to 10,000 files a page; so do we, so no SDK call is refused.
 MAX_PAGE = 10_000
@@ -89,7 +90,7 @@ class FilesAPIView(TenantAPIView):
 
 class FileListView(FilesAPIView):
     # Uploads are multipart, as OpenAI's; a JSON body cannot carry a file.
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [UploadParser, FormParser]
 
     @extend_schema(
         operation_id="files_list",

@@ -101,7 +101,20 @@ def validate_dataset(
 def _validate_stream(
     builder: ReportBuilder, raw: IO[bytes], *, min_examples: int, max_line_bytes: int
 ) -> None:
+    # Blank lines before any content are errors only once the file proves not to be all blank;
+    # until then they are lines 1..leading_blanks. A skipped long line is content.
+    content_seen = False
+    leading_blanks = 0
+
+    def content_found() -> None:
+        nonlocal content_seen
+        if not content_seen:
+            content_seen = True
+            for blank in range(1, leading_blanks + 1):
+                builder.line_error(blank, "blank_line", BLANK_LINE)
+
     def long_line(line_no: int) -> None:
+        content_found()
         builder.invalid_example(
             line_no,
             "line_too_long",
@@ -115,14 +128,23 @@ def _validate_stream(
         max_line_bytes=max_line_bytes,
     )
     texts = iter(lines)
-    first = next((text for text in texts if text.strip()), None)
+    first: str | None = None
+    for text in texts:
+        if text.strip():
+            first = text
+            break
+        if content_seen:
+            builder.line_error(lines.line_no, "blank_line", BLANK_LINE)
+        else:
+            leading_blanks += 1
     if first is None:
-        if not lines.stopped:
+        if not content_seen and not lines.stopped:
             builder.file_error("empty_file", "the file is empty (it has only blank lines)")
+        if content_seen and not lines.stopped:  # nothing but lines too long to read
+            _check_example_count(builder, min_examples=min_examples)
         return
+    content_found()
     first_line = lines.line_no
-    for blank in range(1, first_line):
-        builder.line_error(blank, "blank_line", BLANK_LINE)
 
     head = first.lstrip()
     if head.startswith("{"):
@@ -136,8 +158,11 @@ def _validate_stream(
     elif not _validate_classification(builder, first_line, first, texts, lines):
         return
 
-    if lines.stopped:
-        return
+    if not lines.stopped:
+        _check_example_count(builder, min_examples=min_examples)
+
+
+def _check_example_count(builder: ReportBuilder, *, min_examples: int) -> None:
     examples = builder.n_examples + builder.n_invalid_examples
     if examples == 0:
         builder.file_error("no_examples", "the file has no examples")
