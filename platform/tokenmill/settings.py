@@ -239,6 +239,9 @@ MAX_QUEUED_JOBS = env_int("MAX_QUEUED_JOBS", 100, minimum=1)
 # still unvalidated after JOB_FILE_VALIDATION_TIMEOUT seconds.
 JOB_PREPARE_GRACE = env_int("JOB_PREPARE_GRACE", 60, minimum=1)
 JOB_FILE_VALIDATION_TIMEOUT = env_int("JOB_FILE_VALIDATION_TIMEOUT", 1800, minimum=60)
+# A fine-tune file still `uploaded` this many seconds after its upload lost its
+# validation task: the reaper sends it again (once per period).
+FILE_VALIDATION_GRACE = env_int("FILE_VALIDATION_GRACE", 120, minimum=1)
 # The training entry point GPU workers call (tests point it at a fake trainer).
 TRAINER = env_str("TRAINER", "gpu_inference.training:run_training").replace(":", ".")
 

@@ -167,11 +167,18 @@ def jobs_prepare_after_validation(*, tenant: Organization, file_id: int) -> int:
         .values_list("pk", flat=True)
     )
     for job_pk in waiting:
-        transaction.on_commit(lambda job_pk=job_pk: control.enqueue_prepare(job_pk))
+        transaction.on_commit(lambda job_pk=job_pk: control.enqueue_prepare(job_pk), robust=True)
     return len(waiting)
 
 
 STALLED_BATCH = 100
+
+
+def _awaiting_validation() -> Q:
+    """A job with a training or validation file that is still being validated."""
+    return Q(training_file__status=File.Status.UPLOADED) | Q(
+        validation_file__status=File.Status.UPLOADED
+    )
 
 
 def jobs_prepare_stalled(*, now=None) -> dict[str, int]:
@@ -180,35 +187,40 @@ def jobs_prepare_stalled(*, now=None) -> dict[str, int]:
     A job still validating JOB_PREPARE_GRACE seconds after its files were done lost its
     trigger: it is prepared again (once per grace period). A job whose files are still
     not validated after JOB_FILE_VALIDATION_TIMEOUT fails instead of waiting forever.
+    Jobs still waiting for their files are left out of the batch in the query, so one
+    organization's many such jobs cannot keep another's lost triggers out of it.
     """
     now = now or timezone.now()
     grace = now - timedelta(seconds=settings.JOB_PREPARE_GRACE)
+    timeout = now - timedelta(seconds=settings.JOB_FILE_VALIDATION_TIMEOUT)
     counts = {"prepared_again": 0, "validation_timed_out": 0}
+    timed_out = (
+        FineTuningJob.unscoped.filter(status=Status.VALIDATING_FILES, created_at__lt=timeout)
+        .filter(_awaiting_validation())
+        .order_by("created_at")[:STALLED_BATCH]
+    )
+    for job in timed_out:
+        mark_failed(
+            job,
+            "file_validation_timeout",
+            f"The training files were still being validated after "
+            f"{settings.JOB_FILE_VALIDATION_TIMEOUT // 60} minutes.",
+        )
+        counts["validation_timed_out"] += 1
     stalled = (
         FineTuningJob.unscoped.filter(status=Status.VALIDATING_FILES, created_at__lt=grace)
         .filter(Q(prepare_requested_at__isnull=True) | Q(prepare_requested_at__lt=grace))
-        .select_related("training_file", "validation_file")
-        .order_by("created_at")[:STALLED_BATCH]
+        .exclude(_awaiting_validation())
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:STALLED_BATCH]
     )
-    timeout = now - timedelta(seconds=settings.JOB_FILE_VALIDATION_TIMEOUT)
-    for job in stalled:
-        files = [f for f in (job.training_file, job.validation_file) if f is not None]
-        if any(f.status == File.Status.UPLOADED for f in files):
-            if job.created_at < timeout:
-                mark_failed(
-                    job,
-                    "file_validation_timeout",
-                    f"The training files were still being validated after "
-                    f"{settings.JOB_FILE_VALIDATION_TIMEOUT // 60} minutes.",
-                )
-                counts["validation_timed_out"] += 1
-            continue
+    for job_pk in stalled:
         claimed = (
-            FineTuningJob.unscoped.filter(pk=job.pk, status=Status.VALIDATING_FILES)
+            FineTuningJob.unscoped.filter(pk=job_pk, status=Status.VALIDATING_FILES)
             .filter(Q(prepare_requested_at__isnull=True) | Q(prepare_requested_at__lt=grace))
             .update(prepare_requested_at=now)
         )
         if claimed:
-            transaction.on_commit(lambda pk=job.pk: control.enqueue_prepare(pk))
+            transaction.on_commit(lambda pk=job_pk: control.enqueue_prepare(pk), robust=True)
             counts["prepared_again"] += 1
     return counts

@@ -14,6 +14,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from gpu_inference import protocol, worker
 from gpu_inference.artifacts import ArtifactStore
+from tokenmill.files import services as file_services
 from tokenmill.finetuning import control, reports, scheduling, services
 from workers.celery import app
 from workers.deliveries import BoundedDeliveriesTask
@@ -91,5 +92,6 @@ def reap_jobs() -> dict:
     trigger was lost, then fill free GPU slots."""
     counts = scheduling.requeue_or_fail_lost_jobs()
     counts.update(scheduling.jobs_prepare_stalled())
+    counts["validation_resent"] = file_services.files_validation_resend()
     counts["dispatched"] = len(scheduling.jobs_dispatch())
     return counts
