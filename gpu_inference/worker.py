@@ -20,7 +20,7 @@ from typing import Any
 
 from gpu_inference import protocol
 from gpu_inference.artifacts import ArtifactStore
-from gpu_inference.training import TrainingCancelled, TrainingError
+from gpu_inference.training import TrainingCancelled, TrainingError, internal_error_message
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def run_job(
         outcome = {
             "status": protocol.Outcome.FAILED,
             "code": "internal_error",
-            "message": f"{type(error).__name__}: {error}",
+            "message": internal_error_message(error),  # the detail is in the log above
         }
     else:
         outcome = {

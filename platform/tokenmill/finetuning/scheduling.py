@@ -127,14 +127,18 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
                 )
                 counts["failed"] += 1
     # A message on the GPU queue that no worker started (lost with a broker or worker).
+    # A job whose worker is heard from (its STARTED report is merely late behind other
+    # reports) is running: any report of the current attempt sets last_heartbeat_at,
+    # and a requeue clears it, so a recent one is this attempt's.
     unstarted = now - timedelta(seconds=settings.JOB_DISPATCH_TIMEOUT)
+    not_heard = Q(last_heartbeat_at__isnull=True) | Q(last_heartbeat_at__lt=silent_since)
     for job in FineTuningJob.unscoped.filter(
-        status=Status.QUEUED, dispatched_at__lt=unstarted, released_at__isnull=True
+        not_heard, status=Status.QUEUED, dispatched_at__lt=unstarted, released_at__isnull=True
     ):
         with transaction.atomic():
             still_unstarted = (
                 FineTuningJob.unscoped.select_for_update()
-                .filter(pk=job.pk, status=Status.QUEUED, dispatched_at__lt=unstarted)
+                .filter(not_heard, pk=job.pk, status=Status.QUEUED, dispatched_at__lt=unstarted)
                 .first()
             )
             if still_unstarted is not None:
