@@ -104,7 +104,8 @@ def test_the_worker_strips_its_folders_from_whatever_it_reports(tmp_path):
     assert event["message"] == "Loading tiny-chat"
     assert event["data"] == {"from": "files/file-x/normalized.jsonl"}
     assert sent[-1]["payload"]["message"] == (
-        "FileNotFoundError: [Errno 2] No such file: 'tiny-chat/model.bin'"
+        "The training stopped because of an internal error (FileNotFoundError); "
+        "ask support to retry the job."
     )
     assert [report["seq"] for report in sent] == list(range(1, len(sent) + 1))
 
