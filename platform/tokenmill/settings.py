@@ -232,6 +232,9 @@ JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 60, minimum=2)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 JOB_DISPATCH_TIMEOUT = env_int("JOB_DISPATCH_TIMEOUT", 600, minimum=10)
 JOB_REAPER_SECONDS = env_int("JOB_REAPER_SECONDS", 10, minimum=1)
+# How long a GPU worker retries sending a job's outcome before leaving it to the reaper,
+# which records the copy the worker wrote to the artifact store.
+JOB_OUTCOME_RETRY_SECONDS = env_int("JOB_OUTCOME_RETRY_SECONDS", 600, minimum=1)
 # Jobs an organization may have waiting (validating files or queued, not yet running).
 MAX_QUEUED_JOBS = env_int("MAX_QUEUED_JOBS", 100, minimum=1)
 # A job is prepared when its files' validation ends; the reaper prepares one whose

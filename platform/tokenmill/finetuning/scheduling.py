@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tenants.models import Organization
 from tokenmill.files.models import File
-from tokenmill.finetuning import control, job_spec
+from tokenmill.finetuning import control, job_spec, reports
 from tokenmill.finetuning.models import FineTuningJob
 from tokenmill.finetuning.services import event_add, mark_failed
 
@@ -94,13 +94,16 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
     again, also as a new attempt, so the lost message can never run beside it."""
     now = now or timezone.now()
     silent_since = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
-    counts = {"requeued": 0, "failed": 0, "released": 0, "redispatched": 0}
+    counts = {"requeued": 0, "failed": 0, "released": 0, "redispatched": 0, "ended": 0}
     lost = FineTuningJob.unscoped.filter(_holding_slot()).filter(
         Q(status=Status.RUNNING, last_heartbeat_at__lt=silent_since)
         | Q(status=Status.CANCELLED, last_heartbeat_at__lt=silent_since)
         | Q(status=Status.CANCELLED, last_heartbeat_at__isnull=True, dispatched_at__lt=silent_since)
     )
     for job in lost:
+        if _record_stored_outcome(job):
+            counts["ended"] += 1
+            continue
         with transaction.atomic():
             job = FineTuningJob.unscoped.select_for_update().get(pk=job.pk)
             heard_from = job.last_heartbeat_at and job.last_heartbeat_at >= silent_since
@@ -135,6 +138,9 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
     for job in FineTuningJob.unscoped.filter(
         not_heard, status=Status.QUEUED, dispatched_at__lt=unstarted, released_at__isnull=True
     ):
+        if _record_stored_outcome(job):
+            counts["ended"] += 1
+            continue
         with transaction.atomic():
             still_unstarted = (
                 FineTuningJob.unscoped.select_for_update()
@@ -145,6 +151,14 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
                 _requeue(still_unstarted)
                 counts["redispatched"] += 1
     return counts
+
+
+def _record_stored_outcome(job: FineTuningJob) -> bool:
+    """A silent attempt may have ended with its outcome lost on the way (the broker was
+    down longer than the worker kept trying): record the copy the worker left in the
+    store rather than train the job again. Recording is idempotent, like any report."""
+    report = control.stored_outcome(job.public_id, job.attempt)
+    return report is not None and reports.record(report)
 
 
 def _requeue(job: FineTuningJob) -> None:

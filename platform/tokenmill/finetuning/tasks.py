@@ -60,6 +60,8 @@ def dispatch_jobs() -> list[int]:
 
 # A worker process that dies mid-job must not get the same attempt back from the
 # broker (it could crash forever on it): the reaper requeues it as a new attempt.
+# Late acknowledgement means Redis may deliver a long attempt again after its
+# visibility timeout: the worker's claim marker makes that delivery stand down.
 @app.task(name=protocol.TASK_TRAIN, acks_late=True, reject_on_worker_lost=False)
 def train(spec: protocol.JobSpec) -> str:
     """Runs on the gpu queue. No database: the spec and the artifact store are all it needs."""
@@ -70,6 +72,7 @@ def train(spec: protocol.JobSpec) -> str:
         trainer=settings.TRAINER,
         send=control.send_report,
         heartbeat_seconds=settings.JOB_HEARTBEAT_SECONDS,
+        outcome_retry_seconds=settings.JOB_OUTCOME_RETRY_SECONDS,
     )
 
 
