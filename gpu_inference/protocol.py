@@ -61,6 +61,18 @@ def cancel_marker_key(job_id: str, attempt: int) -> str:
     return f"{job_prefix(job_id)}/control/attempt-{attempt}/cancel"
 
 
+def claim_marker_key(job_id: str, attempt: int) -> str:
+    """Created exclusively by the worker that runs the attempt: a second delivery of the
+    same attempt finds it and stands down."""
+    return f"{job_prefix(job_id)}/control/attempt-{attempt}/claim"
+
+
+def outcome_key(job_id: str, attempt: int) -> str:
+    """The attempt's outcome report, written before it is sent: the reaper records it
+    from here when the send was lost, instead of retraining a job that ended."""
+    return f"{attempt_prefix(job_id, attempt)}/outcome.json"
+
+
 class SpecHyperparameters(TypedDict):
     n_epochs: int
     batch_size: int

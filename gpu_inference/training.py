@@ -13,6 +13,7 @@ differ in the last bits from run to run).
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import os
 import shutil
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 from gpu_inference.formats import IGNORE_INDEX, ExampleEncoder, InvalidExample, read_examples
 
+logger = logging.getLogger(__name__)
 METHODS = ("lora", "full")
 # Copied beside every checkpoint, so each one loads for inference on its own.
 TOKENIZER_FILE_PREFIXES = ("tokenizer", "special_tokens_map", "chat_template")
@@ -120,7 +122,17 @@ def run_training(spec: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
             raise TrainingError("disk_full", "no space left to save the model") from exc
         if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: not ours to rename
             raise
-        raise TrainingError("internal_error", f"{type(exc).__name__}: {exc}") from exc
+        logger.exception("training %s crashed", spec.get("job_id"))
+        raise TrainingError("internal_error", internal_error_message(exc)) from exc
+
+
+def internal_error_message(exc: BaseException) -> str:
+    """What a tenant reads about a crash: the exception's class only. Its text may name
+    server paths (site-packages, /tmp) no scrubber knows; the log has the detail."""
+    return (
+        f"The training stopped because of an internal error ({type(exc).__name__}); "
+        "ask support to retry the job."
+    )
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -20,7 +22,7 @@ from typing import Any
 
 from gpu_inference import protocol
 from gpu_inference.artifacts import ArtifactStore
-from gpu_inference.training import TrainingCancelled, TrainingError
+from gpu_inference.training import TrainingCancelled, TrainingError, internal_error_message
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,13 @@ class PathScrubber:
 
 
 class ControlReporter:
-    """The trainer's reporter: each call becomes one numbered report for the control queue."""
+    """The trainer's reporter: each call becomes one numbered report for the control queue.
+
+    Progress reports (events, metrics, checkpoints, heartbeats) are best effort: a broker
+    blip is logged and training carries on, since failing a long run for a lost metric
+    would be worse. Checkpoints that could not be sent are sent again with the next
+    report and before the outcome. The outcome itself goes through `send_outcome`.
+    """
 
     def __init__(
         self, spec: protocol.JobSpec, store: ArtifactStore, send: Send, scrubber: PathScrubber
@@ -67,20 +75,77 @@ class ControlReporter:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()  # the heartbeat thread reports too
         self._stopping = False
+        self._unsent_checkpoints: list[protocol.Report] = []
 
-    def send(self, kind: str, payload: dict) -> None:
+    def report(self, kind: str, payload: dict) -> protocol.Report:
         with self._lock:
             seq = next(self._seq)
-        self._send(
-            {
-                "job_id": self.job_id,
-                "attempt": self.attempt,
-                "seq": seq,
-                "kind": kind,
-                "at": time.time(),
-                "payload": self.scrubber.clean(payload),
-            }
+        return {
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "seq": seq,
+            "kind": kind,
+            "at": time.time(),
+            "payload": self.scrubber.clean(payload),
+        }
+
+    def send(self, kind: str, payload: dict) -> bool:
+        """Send one report; False (logged) when the broker could not take it."""
+        self.resend_checkpoints()
+        report = self.report(kind, payload)
+        if self._try_send(report):
+            return True
+        if kind == protocol.ReportKind.CHECKPOINT:
+            with self._lock:
+                self._unsent_checkpoints.append(report)
+        return False
+
+    def resend_checkpoints(self) -> bool:
+        """Send the checkpoints a broker blip held back; True when none is left."""
+        with self._lock:
+            waiting, self._unsent_checkpoints = self._unsent_checkpoints, []
+        failed = [report for report in waiting if not self._try_send(report)]
+        with self._lock:
+            self._unsent_checkpoints[:0] = failed
+            return not self._unsent_checkpoints
+
+    def _try_send(self, report: protocol.Report) -> bool:
+        try:
+            self._send(report)
+        except Exception:
+            logger.exception(
+                "could not send the %s report of %s attempt %s; training goes on",
+                report["kind"],
+                self.job_id,
+                self.attempt,
+            )
+            return False
+        return True
+
+    def send_outcome(
+        self, outcome: dict, *, retry_seconds: float, sleep: Callable[[float], None]
+    ) -> bool:
+        """Write the outcome to the store first (the reaper's fallback), then send it,
+        retrying with backoff for `retry_seconds`: after a long run, the outcome is the
+        one report that must not be lost to a broker blip."""
+        report = self.report(protocol.ReportKind.OUTCOME, outcome)
+        self.store.write_bytes(
+            protocol.outcome_key(self.job_id, self.attempt), json.dumps(report).encode()
         )
+        deadline, delay = time.monotonic() + retry_seconds, 1.0
+        while True:
+            if self.resend_checkpoints() and self._try_send(report):
+                return True
+            if time.monotonic() + delay > deadline:
+                logger.error(
+                    "gave up sending the outcome of %s attempt %s; the reaper reads it from %s",
+                    self.job_id,
+                    self.attempt,
+                    protocol.outcome_key(self.job_id, self.attempt),
+                )
+                return False
+            sleep(delay)
+            delay = min(delay * 2, 30.0)
 
     def event(self, level: str, message: str, data: dict | None = None) -> None:
         self.send(protocol.ReportKind.EVENT, {"level": level, "message": message, "data": data})
@@ -94,6 +159,18 @@ class ControlReporter:
 
     def store_key(self, path: str | Path) -> str:
         return str(Path(path).resolve().relative_to(self.store.root.resolve()))
+
+    def claim(self) -> bool:
+        """Create this attempt's claim marker, exclusively: False if a worker has it."""
+        marker = self.store.path(protocol.claim_marker_key(self.job_id, self.attempt))
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as out:
+            out.write(socket.gethostname())
+        return True
 
     def should_cancel(self) -> bool:
         """True when this attempt was cancelled or superseded by a newer one."""
@@ -116,10 +193,7 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.wait(self.every):
-            try:
-                self.reporter.send(protocol.ReportKind.HEARTBEAT, {})
-            except Exception:  # a broker hiccup must not kill the training thread
-                logger.exception("heartbeat for %s failed", self.reporter.job_id)
+            self.reporter.send(protocol.ReportKind.HEARTBEAT, {})  # logs a broker blip
 
 
 def training_spec(spec: protocol.JobSpec, store: ArtifactStore, model_root: Path) -> dict:
@@ -145,6 +219,19 @@ def load_trainer(dotted: str) -> Callable[[dict, Any], dict]:
     return getattr(importlib.import_module(module), name)
 
 
+# How long a worker keeps trying to send an outcome before it leaves it to the reaper
+# (which reads the copy in the store once the worker's heartbeats stop).
+OUTCOME_RETRY_SECONDS = 600.0
+
+# Redis hands an unacknowledged message to another worker after its visibility
+# timeout, and training is acknowledged late, so one long attempt can be delivered
+# twice. The worker claims the attempt with an exclusive marker in the store before it
+# starts, and a second delivery stands down. (Acknowledging early would lose a message
+# a worker died holding before it started, leaving only the dispatch timeout; the claim
+# keeps late acknowledgement and makes any duplicate delivery harmless.)
+ALREADY_CLAIMED = "already_claimed"
+
+
 def run_job(
     spec: protocol.JobSpec,
     *,
@@ -153,14 +240,27 @@ def run_job(
     trainer: str,
     send: Send,
     heartbeat_seconds: float,
+    outcome_retry_seconds: float = OUTCOME_RETRY_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Train one attempt of a job and report how it ended. Returns the outcome."""
     scrubber = PathScrubber(store.root, model_root)
     reporter = ControlReporter(spec, store, send, scrubber)
+
+    def finish(outcome: dict) -> str:
+        reporter.send_outcome(outcome, retry_seconds=outcome_retry_seconds, sleep=sleep)
+        return outcome["status"]
+
+    if not reporter.claim():
+        logger.warning(
+            "job %s attempt %s was delivered again; the worker that claimed it runs it",
+            spec["job_id"],
+            spec["attempt"],
+        )
+        return ALREADY_CLAIMED
     if reporter.should_cancel():
         # Cancelled (or superseded) while it waited in the queue: never start.
-        reporter.send(protocol.ReportKind.OUTCOME, {"status": protocol.Outcome.CANCELLED})
-        return protocol.Outcome.CANCELLED
+        return finish({"status": protocol.Outcome.CANCELLED})
     reporter.send(protocol.ReportKind.STARTED, {"worker": socket.gethostname()})
     heartbeat = Heartbeat(reporter, heartbeat_seconds)
     heartbeat.start()
@@ -175,7 +275,7 @@ def run_job(
         outcome = {
             "status": protocol.Outcome.FAILED,
             "code": "internal_error",
-            "message": f"{type(error).__name__}: {error}",
+            "message": internal_error_message(error),  # the detail is in the log above
         }
     else:
         outcome = {
@@ -186,5 +286,4 @@ def run_job(
         }
     finally:
         heartbeat.stopped.set()
-    reporter.send(protocol.ReportKind.OUTCOME, outcome)
-    return outcome["status"]
+    return finish(outcome)

@@ -242,6 +242,9 @@ JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 60, minimum=2)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 JOB_DISPATCH_TIMEOUT = env_int("JOB_DISPATCH_TIMEOUT", 600, minimum=10)
 JOB_REAPER_SECONDS = env_int("JOB_REAPER_SECONDS", 10, minimum=1)
+# How long a GPU worker retries sending a job's outcome before leaving it to the reaper,
+# which records the copy the worker wrote to the artifact store.
+JOB_OUTCOME_RETRY_SECONDS = env_int("JOB_OUTCOME_RETRY_SECONDS", 600, minimum=1)
 # Jobs an organization may have waiting (validating files or queued, not yet running).
 MAX_QUEUED_JOBS = env_int("MAX_QUEUED_JOBS", 100, minimum=1)
 # A job is prepared when its files' validation ends; the reaper prepares one whose
@@ -249,6 +252,9 @@ MAX_QUEUED_JOBS = env_int("MAX_QUEUED_JOBS", 100, minimum=1)
 # still unvalidated after JOB_FILE_VALIDATION_TIMEOUT seconds.
 JOB_PREPARE_GRACE = env_int("JOB_PREPARE_GRACE", 60, minimum=1)
 JOB_FILE_VALIDATION_TIMEOUT = env_int("JOB_FILE_VALIDATION_TIMEOUT", 1800, minimum=60)
+# A fine-tune file still `uploaded` this many seconds after its upload lost its
+# validation task: the reaper sends it again (once per period).
+FILE_VALIDATION_GRACE = env_int("FILE_VALIDATION_GRACE", 120, minimum=1)
 # The training entry point GPU workers call (tests point it at a fake trainer).
 TRAINER = env_str("TRAINER", "gpu_inference.training:run_training").replace(":", ".")
 

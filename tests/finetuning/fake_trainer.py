@@ -14,6 +14,8 @@ from pathlib import Path
 from gpu_inference.training import TrainingCancelled, TrainingError
 
 TOKENS_PER_EXAMPLE = 10
+# Names folders outside the artifact and model roots, as a real crash does.
+CRASH = "the fake trainer crashed in /usr/lib/python3/site-packages/x.py, /tmp/scratch"
 
 
 def run(spec: dict, reporter) -> dict:
@@ -36,7 +38,7 @@ def run(spec: dict, reporter) -> dict:
                 "out_of_memory", "the device ran out of memory; try a smaller batch_size"
             )
         if mode == "crash" and step == 2:
-            raise RuntimeError("the fake trainer crashed")
+            raise RuntimeError(CRASH)
         reporter.metrics(
             {
                 "step": step,

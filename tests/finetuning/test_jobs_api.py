@@ -112,7 +112,10 @@ def test_a_crashing_trainer_fails_the_job_as_an_internal_error(
     ]
     error = alice_api.get(f"/v1/fine_tuning/jobs/{job_id}").json()["error"]
     assert error["code"] == "internal_error"
-    assert error["message"] == "RuntimeError: the fake trainer crashed"
+    assert error["message"] == (
+        "The training stopped because of an internal error (RuntimeError); "
+        "ask support to retry the job."
+    )
 
 
 @pytest.mark.parametrize(

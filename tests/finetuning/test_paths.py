@@ -104,6 +104,30 @@ def test_the_worker_strips_its_folders_from_whatever_it_reports(tmp_path):
     assert event["message"] == "Loading tiny-chat"
     assert event["data"] == {"from": "files/file-x/normalized.jsonl"}
     assert sent[-1]["payload"]["message"] == (
-        "FileNotFoundError: [Errno 2] No such file: 'tiny-chat/model.bin'"
+        "The training stopped because of an internal error (FileNotFoundError); "
+        "ask support to retry the job."
     )
     assert [report["seq"] for report in sent] == list(range(1, len(sent) + 1))
+
+
+def test_a_crash_in_the_trainer_names_its_class_only(monkeypatch, caplog):
+    from gpu_inference import training
+
+    detail = "/usr/lib/python3/site-packages/torch/lib/libtorch.so: cannot open, see /tmp/x"
+
+    class CrashingTrainer:
+        def __init__(self, spec, reporter):
+            pass
+
+        def run(self):
+            raise OSError(detail)
+
+    monkeypatch.setattr(training, "_Trainer", CrashingTrainer)
+    monkeypatch.setattr(training.TrainingSpec, "from_dict", staticmethod(lambda spec: spec))
+    with pytest.raises(training.TrainingError) as failure:
+        training.run_training({"job_id": "ftjob-x"}, reporter=None)
+    assert failure.value.code == "internal_error"
+    assert failure.value.message == (
+        "The training stopped because of an internal error (OSError); ask support to retry the job."
+    )
+    assert detail in caplog.text  # the operator still has the detail

@@ -6,10 +6,13 @@ once cannot both squeeze under the storage quota. Any failure on the way removes
 what was stored: there is never a row without its bytes, nor bytes without a row.
 """
 
+import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import RestrictedError
@@ -28,10 +31,13 @@ from tokenmill.files.storage_usage import (
 from tokenmill.files.validation import ValidationReport, validate_dataset
 from tokenmill.files.validation_report import plural
 
+logger = logging.getLogger(__name__)
+
 # Room for the multipart boundaries, part headers and the purpose field around the file.
 MULTIPART_ENVELOPE_BYTES = 64 * 1024
 PURPOSES = " or ".join(repr(purpose) for purpose in File.Purpose.values)
 MAX_NAMED_USERS = 10
+FILES_RESEND_BATCH = 500
 VALIDATION_CRASHED = (
     "Validation could not run because of an error on our side; "
     "upload the file again, and contact support if it persists."
@@ -115,7 +121,10 @@ def file_create(*, tenant: Organization, upload: UploadedFile | None, purpose: s
         store.delete(storage.file_folder(file.public_id))
         raise
     if needs_validation:
-        transaction.on_commit(partial(_enqueue_validation, file.pk))
+        # The row is committed: a broker blip now must not fail the upload. It is
+        # logged, and the reaper's sweep (files_validation_resend) sends it again.
+        # (A lambda, not a partial: Django's log line for a failed hook names it by __qualname__.)
+        transaction.on_commit(lambda: _enqueue_validation(file.pk), robust=True)
     # With eager Celery (tests) the validation has run at commit already: show its outcome.
     return File.unscoped.filter(pk=file.pk).first() or file
 
@@ -172,6 +181,32 @@ def _enqueue_validation(file_pk: int) -> None:
     from tokenmill.files.tasks import validate_file  # the task module imports this one
 
     validate_file.delay(file_pk)
+
+
+def files_validation_resend(*, now=None) -> int:
+    """The reaper's sweep: a fine-tune file still `uploaded` FILE_VALIDATION_GRACE seconds
+    after its upload lost its validation task (a broker blip at enqueue, a worker killed
+    with the task reserved); send it again, at most once per grace period. Returns how
+    many were sent. Validation is idempotent, so a slow one sent twice is harmless."""
+    now = now or timezone.now()
+    grace = settings.FILE_VALIDATION_GRACE
+    stalled = File.unscoped.filter(
+        status=File.Status.UPLOADED,
+        purpose=File.Purpose.FINE_TUNE,
+        created_at__lt=now - timedelta(seconds=grace),
+    ).values_list("pk", flat=True)[:FILES_RESEND_BATCH]
+    sent = 0
+    for file_pk in stalled:
+        if not cache.add(f"files:validation-resent:{file_pk}", 1, timeout=grace):
+            continue  # sent again within this grace period already
+        try:
+            _enqueue_validation(file_pk)
+        except Exception:
+            cache.delete(f"files:validation-resent:{file_pk}")
+            logger.exception("sending the validation of file %s again failed", file_pk)
+            break  # the broker is down: the next sweep tries again
+        sent += 1
+    return sent
 
 
 def file_delete(*, tenant: Organization, file: File) -> None:

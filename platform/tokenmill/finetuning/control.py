@@ -4,6 +4,8 @@ Tasks are sent by name, so nothing here imports the tasks module; the GPU worker
 answer with reports that tasks.record_report hands to reports.record.
 """
 
+import json
+
 from gpu_inference import protocol
 from tokenmill.files.storage import get_artifact_store
 from workers.celery import app
@@ -27,6 +29,16 @@ def request_stop(job_id: str, attempt: int) -> None:
 def mark_current_attempt(job_id: str, attempt: int) -> None:
     """A worker still running an older attempt stands down at its next step."""
     get_artifact_store().write_bytes(protocol.attempt_marker_key(job_id), str(attempt).encode())
+
+
+def stored_outcome(job_id: str, attempt: int) -> protocol.Report | None:
+    """The outcome report the attempt's worker wrote before sending it, if it did."""
+    store = get_artifact_store()
+    key = protocol.outcome_key(job_id, attempt)
+    if not store.exists(key):
+        return None
+    with store.open(key) as stored:
+        return json.load(stored)
 
 
 def delete_superseded_attempts(job_id: str, current: int) -> None:

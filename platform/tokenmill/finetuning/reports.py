@@ -187,7 +187,7 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
                 payload.get("message", "Training failed."),
             )
             FineTuningJob.unscoped.filter(pk=job.pk).update(finished_at=at)
-        transaction.on_commit(control.enqueue_dispatch)
+        transaction.on_commit(control.enqueue_dispatch, robust=True)
     return True
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tenants.models import Organization
 from tokenmill.files.models import File
-from tokenmill.finetuning import control, job_spec
+from tokenmill.finetuning import control, job_spec, reports
 from tokenmill.finetuning.models import FineTuningJob
 from tokenmill.finetuning.services import event_add, mark_failed
 
@@ -94,13 +94,16 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
     again, also as a new attempt, so the lost message can never run beside it."""
     now = now or timezone.now()
     silent_since = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
-    counts = {"requeued": 0, "failed": 0, "released": 0, "redispatched": 0}
+    counts = {"requeued": 0, "failed": 0, "released": 0, "redispatched": 0, "ended": 0}
     lost = FineTuningJob.unscoped.filter(_holding_slot()).filter(
         Q(status=Status.RUNNING, last_heartbeat_at__lt=silent_since)
         | Q(status=Status.CANCELLED, last_heartbeat_at__lt=silent_since)
         | Q(status=Status.CANCELLED, last_heartbeat_at__isnull=True, dispatched_at__lt=silent_since)
     )
     for job in lost:
+        if _record_stored_outcome(job):
+            counts["ended"] += 1
+            continue
         with transaction.atomic():
             job = FineTuningJob.unscoped.select_for_update().get(pk=job.pk)
             heard_from = job.last_heartbeat_at and job.last_heartbeat_at >= silent_since
@@ -127,20 +130,35 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
                 )
                 counts["failed"] += 1
     # A message on the GPU queue that no worker started (lost with a broker or worker).
+    # A job whose worker is heard from (its STARTED report is merely late behind other
+    # reports) is running: any report of the current attempt sets last_heartbeat_at,
+    # and a requeue clears it, so a recent one is this attempt's.
     unstarted = now - timedelta(seconds=settings.JOB_DISPATCH_TIMEOUT)
+    not_heard = Q(last_heartbeat_at__isnull=True) | Q(last_heartbeat_at__lt=silent_since)
     for job in FineTuningJob.unscoped.filter(
-        status=Status.QUEUED, dispatched_at__lt=unstarted, released_at__isnull=True
+        not_heard, status=Status.QUEUED, dispatched_at__lt=unstarted, released_at__isnull=True
     ):
+        if _record_stored_outcome(job):
+            counts["ended"] += 1
+            continue
         with transaction.atomic():
             still_unstarted = (
                 FineTuningJob.unscoped.select_for_update()
-                .filter(pk=job.pk, status=Status.QUEUED, dispatched_at__lt=unstarted)
+                .filter(not_heard, pk=job.pk, status=Status.QUEUED, dispatched_at__lt=unstarted)
                 .first()
             )
             if still_unstarted is not None:
                 _requeue(still_unstarted)
                 counts["redispatched"] += 1
     return counts
+
+
+def _record_stored_outcome(job: FineTuningJob) -> bool:
+    """A silent attempt may have ended with its outcome lost on the way (the broker was
+    down longer than the worker kept trying): record the copy the worker left in the
+    store rather than train the job again. Recording is idempotent, like any report."""
+    report = control.stored_outcome(job.public_id, job.attempt)
+    return report is not None and reports.record(report)
 
 
 def _requeue(job: FineTuningJob) -> None:
@@ -167,11 +185,18 @@ def jobs_prepare_after_validation(*, tenant: Organization, file_id: int) -> int:
         .values_list("pk", flat=True)
     )
     for job_pk in waiting:
-        transaction.on_commit(lambda job_pk=job_pk: control.enqueue_prepare(job_pk))
+        transaction.on_commit(lambda job_pk=job_pk: control.enqueue_prepare(job_pk), robust=True)
     return len(waiting)
 
 
 STALLED_BATCH = 100
+
+
+def _awaiting_validation() -> Q:
+    """A job with a training or validation file that is still being validated."""
+    return Q(training_file__status=File.Status.UPLOADED) | Q(
+        validation_file__status=File.Status.UPLOADED
+    )
 
 
 def jobs_prepare_stalled(*, now=None) -> dict[str, int]:
@@ -180,35 +205,40 @@ def jobs_prepare_stalled(*, now=None) -> dict[str, int]:
     A job still validating JOB_PREPARE_GRACE seconds after its files were done lost its
     trigger: it is prepared again (once per grace period). A job whose files are still
     not validated after JOB_FILE_VALIDATION_TIMEOUT fails instead of waiting forever.
+    Jobs still waiting for their files are left out of the batch in the query, so one
+    organization's many such jobs cannot keep another's lost triggers out of it.
     """
     now = now or timezone.now()
     grace = now - timedelta(seconds=settings.JOB_PREPARE_GRACE)
+    timeout = now - timedelta(seconds=settings.JOB_FILE_VALIDATION_TIMEOUT)
     counts = {"prepared_again": 0, "validation_timed_out": 0}
+    timed_out = (
+        FineTuningJob.unscoped.filter(status=Status.VALIDATING_FILES, created_at__lt=timeout)
+        .filter(_awaiting_validation())
+        .order_by("created_at")[:STALLED_BATCH]
+    )
+    for job in timed_out:
+        mark_failed(
+            job,
+            "file_validation_timeout",
+            f"The training files were still being validated after "
+            f"{settings.JOB_FILE_VALIDATION_TIMEOUT // 60} minutes.",
+        )
+        counts["validation_timed_out"] += 1
     stalled = (
         FineTuningJob.unscoped.filter(status=Status.VALIDATING_FILES, created_at__lt=grace)
         .filter(Q(prepare_requested_at__isnull=True) | Q(prepare_requested_at__lt=grace))
-        .select_related("training_file", "validation_file")
-        .order_by("created_at")[:STALLED_BATCH]
+        .exclude(_awaiting_validation())
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:STALLED_BATCH]
     )
-    timeout = now - timedelta(seconds=settings.JOB_FILE_VALIDATION_TIMEOUT)
-    for job in stalled:
-        files = [f for f in (job.training_file, job.validation_file) if f is not None]
-        if any(f.status == File.Status.UPLOADED for f in files):
-            if job.created_at < timeout:
-                mark_failed(
-                    job,
-                    "file_validation_timeout",
-                    f"The training files were still being validated after "
-                    f"{settings.JOB_FILE_VALIDATION_TIMEOUT // 60} minutes.",
-                )
-                counts["validation_timed_out"] += 1
-            continue
+    for job_pk in stalled:
         claimed = (
-            FineTuningJob.unscoped.filter(pk=job.pk, status=Status.VALIDATING_FILES)
+            FineTuningJob.unscoped.filter(pk=job_pk, status=Status.VALIDATING_FILES)
             .filter(Q(prepare_requested_at__isnull=True) | Q(prepare_requested_at__lt=grace))
             .update(prepare_requested_at=now)
         )
         if claimed:
-            transaction.on_commit(lambda pk=job.pk: control.enqueue_prepare(pk))
+            transaction.on_commit(lambda pk=job_pk: control.enqueue_prepare(pk), robust=True)
             counts["prepared_again"] += 1
     return counts

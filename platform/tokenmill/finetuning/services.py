@@ -112,7 +112,9 @@ def job_create(
         stored_artifact_record(tenant=tenant, key=control.job_folder_key(job.public_id), size=0)
         # Files still being validated send the job on when they are done (the files
         # app's signal); trying now covers files that were validated already.
-        transaction.on_commit(lambda: control.enqueue_prepare(job.pk))
+        # robust: the job is committed, so a broker blip must not fail the request;
+        # the reaper's safety net (scheduling.jobs_prepare_stalled) prepares it later.
+        transaction.on_commit(lambda: control.enqueue_prepare(job.pk), robust=True)
     return job
 
 
@@ -223,7 +225,7 @@ def job_prepare(*, job_id: int) -> str:
         data={"hyperparameters": resolved, "estimated_trained_tokens": estimated},
     )
     event_add(job, "Fine-tuning job queued")
-    transaction.on_commit(control.enqueue_dispatch)
+    transaction.on_commit(control.enqueue_dispatch, robust=True)
     return Status.QUEUED
 
 
@@ -248,7 +250,7 @@ def job_cancel(*, tenant: Organization, job: FineTuningJob) -> FineTuningJob:
     if holds_slot:
         control.request_stop(job.public_id, job.attempt)
     else:
-        transaction.on_commit(control.enqueue_dispatch)
+        transaction.on_commit(control.enqueue_dispatch, robust=True)
     return job
 
 
@@ -270,9 +272,9 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
         job.save()
         event_add(job, "Retried by an operator")
         if job.status == Status.QUEUED:
-            transaction.on_commit(control.enqueue_dispatch)
+            transaction.on_commit(control.enqueue_dispatch, robust=True)
         else:
-            transaction.on_commit(lambda: control.enqueue_prepare(job.pk))
+            transaction.on_commit(lambda: control.enqueue_prepare(job.pk), robust=True)
     return job
 
 

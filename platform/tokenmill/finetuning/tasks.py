@@ -14,6 +14,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from gpu_inference import protocol, worker
 from gpu_inference.artifacts import ArtifactStore
+from tokenmill.files import services as file_services
 from tokenmill.finetuning import control, reports, scheduling, services
 from workers.celery import app
 from workers.deliveries import BoundedDeliveriesTask
@@ -59,6 +60,8 @@ def dispatch_jobs() -> list[int]:
 
 # A worker process that dies mid-job must not get the same attempt back from the
 # broker (it could crash forever on it): the reaper requeues it as a new attempt.
+# Late acknowledgement means Redis may deliver a long attempt again after its
+# visibility timeout: the worker's claim marker makes that delivery stand down.
 @app.task(name=protocol.TASK_TRAIN, acks_late=True, reject_on_worker_lost=False)
 def train(spec: protocol.JobSpec) -> str:
     """Runs on the gpu queue. No database: the spec and the artifact store are all it needs."""
@@ -69,6 +72,7 @@ def train(spec: protocol.JobSpec) -> str:
         trainer=settings.TRAINER,
         send=control.send_report,
         heartbeat_seconds=settings.JOB_HEARTBEAT_SECONDS,
+        outcome_retry_seconds=settings.JOB_OUTCOME_RETRY_SECONDS,
     )
 
 
@@ -91,5 +95,6 @@ def reap_jobs() -> dict:
     trigger was lost, then fill free GPU slots."""
     counts = scheduling.requeue_or_fail_lost_jobs()
     counts.update(scheduling.jobs_prepare_stalled())
+    counts["validation_resent"] = file_services.files_validation_resend()
     counts["dispatched"] = len(scheduling.jobs_dispatch())
     return counts
