@@ -57,6 +57,10 @@ class KeyRecord:
     org_requests_per_minute: int
     org_tokens_per_minute: int
 
+    #: The Organization fields a record carries (as tenant_slug and tenant_active): saving
+    #: any other field of an organization leaves its cached records alone.
+    ORGANIZATION_FIELDS = frozenset({"slug", "status"})
+
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
 
@@ -118,8 +122,10 @@ def _load_record(prefix: str) -> KeyRecord | None:
         membership = Membership.unscoped.filter(
             tenant_id=key.tenant_id, user_id=key.created_by_id
         ).first()
+        # A key acts for its creator inside the organization: once they are no longer a
+        # member (removed by whatever path) or deactivated, it stops with them.
         role = membership.role if membership else Role.VIEWER
-        creator_gone = not key.created_by.is_active  # a deactivated person's keys stop too
+        creator_gone = membership is None or not key.created_by.is_active
     return KeyRecord(
         id=key.id,
         public_id=key.public_id,

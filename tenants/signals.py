@@ -1,11 +1,12 @@
 """Cached key records follow every change to what they hold, by whatever path it is made.
 
 A record holds the key, its creator's role and activity, and the organization's slug
-and status. Each receiver only forgets the affected records (now and after commit);
+and status (an organization's other fields do not touch the records). Each receiver
+only forgets the affected records (now and after commit);
 queryset `.update()` calls do not send signals, so the services forget explicitly too.
 """
 
-from django.db.models.signals import post_delete, post_save, pre_delete
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from tenants import keys, services
@@ -34,9 +35,25 @@ def _forget_keys_of_membership(sender, instance: Membership, **kwargs) -> None:
     keys.forget_keys(list(api_keys.values_list("prefix", flat=True)))
 
 
+@receiver(pre_save, sender=Organization, dispatch_uid="tenants.note_organization_key_fields")
+def _note_organization_key_fields(
+    sender, instance: Organization, raw=False, update_fields=None, **kwargs
+) -> None:
+    """Note whether this save changes what key records carry: billing and metering save
+    other fields often, and forgetting every key then would send each to the database."""
+    fields = keys.KeyRecord.ORGANIZATION_FIELDS
+    if instance.pk is None or (update_fields is not None and not fields & set(update_fields)):
+        instance._key_fields_changed = False
+        return
+    stored = Organization.objects.filter(pk=instance.pk).values(*fields).first()
+    instance._key_fields_changed = stored is None or any(
+        stored[name] != getattr(instance, name) for name in fields
+    )
+
+
 @receiver(post_save, sender=Organization, dispatch_uid="tenants.forget_keys_of_organization")
 def _forget_keys_of_organization(sender, instance: Organization, created=False, **kwargs) -> None:
-    if not created:
+    if not created and getattr(instance, "_key_fields_changed", True):
         keys.forget_keys(list(instance.api_keys.values_list("prefix", flat=True)))
 
 

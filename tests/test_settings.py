@@ -261,3 +261,85 @@ def test_postgres_database_url_selects_postgresql(tmp_path):
         "ENGINE": "django.db.backends.postgresql",
         "NAME": "tokenmill",
     }
+
+
+def test_production_refuses_the_secret_key_as_the_hash_secret(tmp_path):
+    result = import_settings(
+        tmp_path, DEBUG="false", SECRET_KEY=STRONG_SECRET, API_KEY_HASH_SECRET=STRONG_SECRET
+    )
+    message = failure(result)
+    assert message == (
+        "django.core.exceptions.ImproperlyConfigured: API_KEY_HASH_SECRET must differ from "
+        "SECRET_KEY when DEBUG is off, so SECRET_KEY can be rotated without invalidating every "
+        "API key; to keep keys hashed with SECRET_KEY valid, set "
+        "API_KEY_HASH_SECRET_IS_SECRET_KEY=true until they are replaced"
+    )
+    assert STRONG_SECRET not in message
+
+
+def test_production_hashes_keys_with_the_secret_key_only_when_told_to(tmp_path):
+    result = import_settings(
+        tmp_path,
+        DEBUG="false",
+        SECRET_KEY=STRONG_SECRET,
+        API_KEY_HASH_SECRET=STRONG_SECRET,
+        API_KEY_HASH_SECRET_IS_SECRET_KEY="true",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {
+                "REDIS_URL": "redis://localhost:6379/0",
+                "CELERY_BROKER_URL": "redis://localhost:6379/0",
+            },
+            "REDIS_URL (cache) and CELERY_BROKER_URL (broker) both point at Redis database 0 "
+            "on localhost:6379",
+        ),
+        (
+            {"REDIS_URL": "redis://cache:6379/4", "RATELIMIT_REDIS_URL": "redis://CACHE/5"},
+            "REDIS_URL (broker) and RATELIMIT_REDIS_URL (ratelimit) both point at Redis "
+            "database 5 on cache:6379",
+        ),
+        (
+            {
+                "REDIS_CACHE_URL": "redis://r1:6380",
+                "CELERY_BROKER_URL": "redis://:pw@r2:6379/1",
+                "CELERY_RESULT_BACKEND": "rediss://r1:6380/0",
+            },
+            "REDIS_CACHE_URL (cache) and CELERY_RESULT_BACKEND (results) both point at Redis "
+            "database 0 on r1:6380",
+        ),
+        (
+            {
+                "REDIS_CACHE_URL": "redis://r1:6379/2",
+                "CELERY_BROKER_URL": "redis://r1:6379/7?db=2",
+            },
+            "REDIS_CACHE_URL (cache) and CELERY_BROKER_URL (broker) both point at Redis "
+            "database 2 on r1:6379",
+        ),
+    ],
+    ids=["broker-in-the-cache", "ratelimit-in-the-broker", "default-database", "db-query"],
+)
+def test_two_redis_roles_in_one_database_refuse_to_start(tmp_path, env, message):
+    result = import_settings(tmp_path, DEBUG="true", **env)
+    assert failure(result) == (
+        f"django.core.exceptions.ImproperlyConfigured: {message}: give each role its own "
+        "database, or a cache clear would wipe the other's data"
+    )
+    assert "pw@" not in result.stderr
+
+
+def test_redis_roles_on_other_hosts_or_ports_start(tmp_path):
+    result = import_settings(
+        tmp_path,
+        DEBUG="true",
+        REDIS_URL="redis://localhost:6379/0",
+        CELERY_BROKER_URL="redis://localhost:6380/0",
+        CELERY_RESULT_BACKEND="redis://other:6379/0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["broker"] == "redis://localhost:6380/0"

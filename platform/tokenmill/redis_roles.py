@@ -7,7 +7,7 @@ a block of four (`redis://host:6379/8` gives cache 8, broker 9, results 10 and r
 limits 11); each role can also be pointed anywhere with its own variable.
 """
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -33,3 +33,33 @@ def redis_role_url(base_url: str, role: str, *, variable: str = "REDIS_URL") -> 
             f"it is the first of {len(ROLES)} (cache, broker, results, rate limits)"
         )
     return urlunsplit(parts._replace(path=f"/{first + ROLES[role]}"))
+
+
+def _redis_database(url: str) -> tuple[str, int, int]:
+    """The host, port and database a Redis URL reaches, as redis-py reads it: a `db`
+    query value wins over the path, and no database at all means 0."""
+    parts = urlsplit(url)
+    database = parse_qs(parts.query).get("db", [parts.path.strip("/") or "0"])[-1]
+    host = (parts.hostname or "localhost").lower()
+    return host, parts.port or 6379, int(database) if database.isdigit() else -1
+
+
+def redis_roles_check_distinct(roles: dict[str, tuple[str, str]]) -> None:
+    """Refuse two roles in one database: {role: (variable it came from, URL)}.
+
+    A cache clear is FLUSHDB, so a broker sharing the cache's database loses its queues."""
+    seen: dict[tuple[str, int, int], tuple[str, str]] = {}
+    for role in sorted(roles, key=list(ROLES).index):  # named in ROLES' order
+        variable, url = roles[role]
+        if not url:
+            continue
+        where = _redis_database(url)
+        if where in seen:
+            other_role, other_variable = seen[where]
+            host, port, database = where
+            raise ImproperlyConfigured(
+                f"{other_variable} ({other_role}) and {variable} ({role}) both point at Redis "
+                f"database {database} on {host}:{port}: give each role its own database, "
+                "or a cache clear would wipe the other's data"
+            )
+        seen[where] = (role, variable)

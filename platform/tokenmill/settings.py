@@ -6,7 +6,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from tokenmill.env import env_bool, env_int, env_list, env_path, env_secret, env_str, env_url
-from tokenmill.redis_roles import redis_role_url
+from tokenmill.redis_roles import redis_role_url, redis_roles_check_distinct
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = env_path("TOKENMILL_VAR_DIR", BASE_DIR / "var")
@@ -23,6 +23,15 @@ SECRET_KEY = env_secret(
 # API keys are hashed with their own secret so SECRET_KEY (sessions, signing) can be
 # rotated without invalidating every key a tenant holds.
 API_KEY_HASH_SECRET = env_secret("API_KEY_HASH_SECRET", debug=DEBUG, development_default=SECRET_KEY)
+# Stored keys cannot be re-hashed (only their HMAC is kept), so a deployment whose keys
+# were hashed with SECRET_KEY may keep that arrangement, but only by saying so.
+API_KEY_HASH_SECRET_IS_SECRET_KEY = env_bool("API_KEY_HASH_SECRET_IS_SECRET_KEY", "false")
+if not DEBUG and API_KEY_HASH_SECRET == SECRET_KEY and not API_KEY_HASH_SECRET_IS_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "API_KEY_HASH_SECRET must differ from SECRET_KEY when DEBUG is off, so SECRET_KEY "
+        "can be rotated without invalidating every API key; to keep keys hashed with "
+        "SECRET_KEY valid, set API_KEY_HASH_SECRET_IS_SECRET_KEY=true until they are replaced"
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -63,9 +72,14 @@ if ASGI_SERVER:
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"))
 
 
+_REDIS_ROLES: dict[str, tuple[str, str]] = {}  # role -> (the variable it came from, its URL)
+
+
 def _redis_role(variable: str, role: str) -> str:
     own = env_url(variable, schemes=("redis", "rediss"))
-    return own or (redis_role_url(REDIS_URL, role) if REDIS_URL else "")
+    url = own or (redis_role_url(REDIS_URL, role) if REDIS_URL else "")
+    _REDIS_ROLES[role] = (variable if own else "REDIS_URL", url)
+    return url
 
 
 REDIS_CACHE_URL = _redis_role("REDIS_CACHE_URL", "cache")
@@ -302,6 +316,8 @@ CELERY_BROKER_FOLDER = VAR_DIR / "broker"
 CELERY_RESULT_BACKEND = _redis_role("CELERY_RESULT_BACKEND", "results") or (
     f"file://{VAR_DIR / 'celery-results'}"
 )
+# Two roles in one database would bring back "a cache clear wipes the queues".
+redis_roles_check_distinct(_REDIS_ROLES)
 # Worker liveness (workers/probes.py): how often runplatform probes each worker, and how
 # long a probe may go unanswered, while the worker runs no task, before it is restarted.
 WORKER_PROBE_SECONDS = env_int("WORKER_PROBE_SECONDS", 15, minimum=1)

@@ -152,6 +152,69 @@ def test_a_key_saved_directly_reaches_the_cached_record(api, acme, alice, alice_
     assert _error(client.get("/v1/models"))["code"] == "missing_scope"
 
 
+def _tables_read(plaintext: str) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        authenticate_key(plaintext)
+    return [q["sql"] for q in queries if "tenants_" in q["sql"]]
+
+
+@pytest.mark.parametrize(
+    "save",
+    [
+        pytest.param(lambda org: org.save(), id="save"),
+        pytest.param(lambda org: org.save(update_fields=["max_concurrent_jobs"]), id="fields"),
+    ],
+)
+def test_saving_what_no_record_carries_keeps_the_cached_records(api, acme, alice, alice_key, save):
+    _cached_then(api, alice_key)
+    acme.name = "Acme Rockets"
+    acme.max_concurrent_jobs = 5
+    save(acme)
+    assert _tables_read(alice_key) == []  # still answered from the cache
+
+
+@pytest.mark.parametrize(
+    "save",
+    [
+        pytest.param(lambda org: org.save(), id="save"),
+        pytest.param(lambda org: org.save(update_fields=["status"]), id="fields"),
+    ],
+)
+def test_a_suspension_still_clears_the_cached_records(api, acme, alice, alice_key, save):
+    client = _cached_then(api, alice_key)
+    acme.status = Organization.Status.SUSPENDED
+    save(acme)
+    response = client.get("/v1/models")
+    assert response.status_code == 403
+    assert _error(response)["message"] == "The organization 'acme' is suspended. Contact support."
+
+
+@pytest.mark.parametrize(
+    "remove",
+    [
+        pytest.param(
+            lambda acme, bob: Membership.objects.for_tenant(acme).filter(user=bob).delete(),
+            id="queryset",
+        ),
+        pytest.param(
+            lambda acme, bob: Membership.objects.for_tenant(acme).get(user=bob).delete(),
+            id="instance",
+        ),
+    ],
+)
+def test_a_key_whose_creator_is_no_longer_a_member_is_refused(
+    api, acme, alice, bob, bob_key, remove
+):
+    # Not through the membership service (which revokes the keys): a bare ORM delete
+    # used to leave bob's key working as a viewer's.
+    client = _cached_then(api, bob_key)
+    remove(acme, bob)
+    assert get_key_record(key_prefix(bob_key)).revoked is True
+    response = client.get("/v1/models")
+    assert response.status_code == 401
+    assert _error(response)["message"] == "This API key has been revoked."
+
+
 @pytest.fixture
 def shared_cache(settings):
     """The cache the race runs against. Redis when configured; otherwise local memory,

@@ -127,3 +127,80 @@ def test_no_code_reaches_past_the_scoping():
     assert not offenders, "use Model.objects.for_tenant(tenant) or Model.unscoped: " + ", ".join(
         offenders
     )
+
+
+# Tenant-facing code answers a request for one tenant: it must reach every row through
+# `objects.for_tenant(tenant)`. A line here that reads across tenants is listed below,
+# word for word, with why it may.
+UNSCOPED_NEEDLES = (".unscoped", "_base_manager")
+JUSTIFIED_UNSCOPED_LINES = {
+    (
+        "platform/tokenmill/gateway/routes.py",
+        "FineTunedModel.unscoped.filter(model_id=model_id)",
+    ): "model ids are unique platform-wide; the owner found is compared with the caller's "
+    "organization right after, and another tenant's model answers like a missing one",
+    (
+        "platform/tokenmill/dashboard/mixins.py",
+        'memberships = Membership.unscoped.filter(user=request.user).select_related("tenant", "user")',
+    ): "this is how the dashboard finds its tenant: the signed-in user's own memberships, "
+    "before any organization is chosen",
+}
+
+
+def is_tenant_facing(relative: Path) -> bool:
+    parts = relative.parts
+    return (
+        relative.name in ("api.py", "views.py", "selectors.py", "models_api.py")
+        or "views" in parts[:-1]
+        or "dashboard" in parts[:-1]
+        or "gateway" in parts[:-1]
+        or parts[:3] == ("platform", "tokenmill", "api")
+    )
+
+
+def unscoped_lines(relative: Path, text: str) -> list[tuple[str, str]]:
+    """The (path, line) pairs of tenant-facing code that reach past the scoping."""
+    if not is_tenant_facing(relative):
+        return []
+    return [
+        (relative.as_posix(), line.strip())
+        for line in text.splitlines()
+        if any(needle in line for needle in UNSCOPED_NEEDLES)
+    ]
+
+
+def _python_files():
+    for folder in ("platform", "tenants", "workers"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "migrations" not in path.parts:
+                yield path.relative_to(ROOT), path.read_text()
+
+
+def test_tenant_facing_code_does_not_read_across_tenants():
+    found = [line for path, text in _python_files() for line in unscoped_lines(path, text)]
+    offenders = [
+        f"{path}: {line}" for path, line in found if (path, line) not in JUSTIFIED_UNSCOPED_LINES
+    ]
+    assert not offenders, (
+        "tenant-facing code reads through Model.objects.for_tenant(tenant); justify a "
+        "cross-tenant read in JUSTIFIED_UNSCOPED_LINES: " + "; ".join(offenders)
+    )
+    stale = set(JUSTIFIED_UNSCOPED_LINES) - set(found)
+    assert not stale, f"justified lines that no longer exist: {sorted(stale)}"
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "caught"),
+    [
+        ("platform/tokenmill/files/api.py", "File.unscoped.get(public_id=file_id)", True),
+        ("platform/tokenmill/finetuning/selectors.py", "FineTuningJob.unscoped.all()", True),
+        ("platform/tokenmill/dashboard/views/keys.py", "ApiKey._base_manager.all()", True),
+        ("platform/tokenmill/dashboard/charts.py", "x = Usage.unscoped.filter(pk=1)", True),
+        ("platform/tokenmill/api/organization.py", "Membership.unscoped.all()", True),
+        ("tenants/selectors.py", "Membership.unscoped.filter(user=user)", True),
+        ("platform/tokenmill/finetuning/scheduling.py", "FineTuningJob.unscoped.all()", False),
+        ("workers/tasks.py", "File.unscoped.filter(pk=file_id)", False),
+    ],
+)
+def test_the_scan_catches_unscoped_reads_in_tenant_facing_code(path, line, caught):
+    assert bool(unscoped_lines(Path(path), f"def f():\n    {line}\n")) is caught
