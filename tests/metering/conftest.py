@@ -1,7 +1,7 @@
 import pytest
 from django.conf import settings as django_settings
 
-from tests.gateway.conftest import backend, backends, call, gateway  # noqa: F401
+from tests.gateway.conftest import asgi_connections, backend, backends, call, gateway  # noqa: F401
 from tokenmill.metering import redis_client
 
 # The metering Redis of a run with REDIS_URL (its fourth database), else this one.

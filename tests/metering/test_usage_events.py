@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import orjson
@@ -137,7 +138,10 @@ def test_a_gateway_killed_mid_stream_still_leaves_its_event(store, transactional
         prompt_tokens=12,
         max_tokens=20,
     )
-    asyncio.run(admission.admit(admitted))  # ...and the process dies: settle never runs
+    # ...and the process dies: settle never runs. A fresh event loop in its own thread: the
+    # browser tests leave one running in this thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, admission.admit(admitted)).result()
     assert events.inflight_sweep() == 0  # not yet older than any request may take
     assert events.inflight_sweep(older_than=timedelta(0)) == 1
     assert events.inflight_sweep(older_than=timedelta(0)) == 0  # swept once
