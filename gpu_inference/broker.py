@@ -12,6 +12,7 @@ workers, serving agents) calls `use_atomic_filesystem_transport()` first.
 import os
 import tempfile
 import uuid
+from pathlib import Path
 from time import monotonic
 
 from kombu.transport import TRANSPORT_ALIASES, filesystem
@@ -42,3 +43,17 @@ class AtomicFilesystemTransport(filesystem.Transport):
 
 def use_atomic_filesystem_transport() -> None:
     TRANSPORT_ALIASES["filesystem"] = f"{__name__}:AtomicFilesystemTransport"
+
+
+def filesystem_transport_options(folder: Path) -> dict:
+    """The filesystem broker under `folder` (the embedded default's var/broker)."""
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }

@@ -26,7 +26,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenmill.settings")
 
 from django.conf import settings  # noqa: E402
 
-from gpu_inference.broker import use_atomic_filesystem_transport  # noqa: E402
+from gpu_inference.broker import (  # noqa: E402
+    filesystem_transport_options,
+    use_atomic_filesystem_transport,
+)
 
 use_atomic_filesystem_transport()
 
@@ -38,17 +41,7 @@ app = Celery("tokenmill", task_cls="workers.deliveries:BoundedDeliveriesTask")
 
 def broker_transport_options() -> dict:
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        folder = Path(settings.CELERY_BROKER_FOLDER)
-        for sub in ("queue", "processed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        return {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "control_folder": str(folder / "control"),
-            "store_processed": False,
-            "polling_interval": 0.1,
-        }
+        return filesystem_transport_options(Path(settings.CELERY_BROKER_FOLDER))
     # Redis: give back a dead worker's unacknowledged tasks in minutes, not hours.
     return {"visibility_timeout": 3600, "unacked_restore_interval": 30}
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gpu_inference.artifacts import ArtifactStore
+from gpu_inference.broker import filesystem_transport_options, use_atomic_filesystem_transport
 from gpu_inference.serving.manifest import (
     WAKE_EXCHANGE,
     Adapter,
@@ -215,20 +216,6 @@ def _listen(
             stop.wait(2)
 
 
-def filesystem_transport_options(folder: Path) -> dict:
-    """kombu's filesystem broker under `folder` (the embedded default's var/broker)."""
-    for sub in ("queue", "processed", "control"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    return {
-        "data_folder_in": str(folder / "queue"),
-        "data_folder_out": str(folder / "queue"),
-        "processed_folder": str(folder / "processed"),
-        "control_folder": str(folder / "control"),
-        "store_processed": False,
-        "polling_interval": 0.1,
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -260,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.broker_url.startswith("filesystem://"):
         if not args.broker_folder:
             parser.error("--broker-folder is needed with the filesystem broker")
+        use_atomic_filesystem_transport()
         options = filesystem_transport_options(Path(args.broker_folder))
     api_key = os.environ.get("VLLM_API_KEY", "")
     with VllmClient(args.vllm_url, api_key=api_key) as vllm:

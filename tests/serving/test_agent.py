@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gpu_inference.artifacts import ArtifactStore
-from gpu_inference.serving.agent import Agent, filesystem_transport_options, run
+from gpu_inference.broker import filesystem_transport_options
+from gpu_inference.serving.agent import Agent, run
 from gpu_inference.serving.manifest import (
     Manifest,
     build_manifest,
