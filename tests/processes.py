@@ -11,8 +11,18 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[1]
 
 
+DJANGO_APP = "workers.celery"
+# What GPU nodes run: imports no Django and no platform code (gpu_inference/gpu_worker.py).
+GPU_APP = "gpu_inference.gpu_worker"
+
+
 def worker_argv(
-    queues: str, *, pool: str = "solo", concurrency: int = 1, node: str | None = None
+    queues: str,
+    *,
+    pool: str = "solo",
+    concurrency: int = 1,
+    node: str | None = None,
+    app: str = DJANGO_APP,
 ) -> list[str]:
     """The command line of a real `celery worker` on the project's broker."""
     return [
@@ -20,7 +30,7 @@ def worker_argv(
         "-m",
         "celery",
         "-A",
-        "workers.celery",
+        app,
         "worker",
         "-Q",
         queues,
@@ -39,9 +49,34 @@ def worker_env(env: dict | None = None) -> dict:
     return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'platform'}", **(env or {})}
 
 
-def start_worker(queues: str, *, env: dict | None = None, **options) -> subprocess.Popen:
+def start_worker(
+    queues: str, *, env: dict | None = None, full_env: dict | None = None, **options
+) -> subprocess.Popen:
     """A real `celery worker` process on the project's broker, as production runs it."""
-    return subprocess.Popen(worker_argv(queues, **options), cwd=ROOT, env=worker_env(env))
+    return subprocess.Popen(
+        worker_argv(queues, **options), cwd=ROOT, env=full_env or worker_env(env)
+    )
+
+
+# What only the platform's processes need: a GPU node is started without any of it.
+PLATFORM_ONLY_VARIABLES = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "API_KEY_HASH_SECRET",
+    "DJANGO_SETTINGS_MODULE",
+)
+# Holds a sitecustomize that makes django, tokenmill, tenants and workers unimportable.
+NO_PLATFORM_PATH = ROOT / "tests" / "gpu_node"
+
+
+def gpu_node_env(env: dict | None = None) -> dict:
+    """A GPU node's environment: no database, no secrets, no Django settings, and a
+    PYTHONPATH with the repository root only (not platform/), where importing Django or
+    a platform package fails."""
+    inherited = {
+        name: value for name, value in os.environ.items() if name not in PLATFORM_ONLY_VARIABLES
+    }
+    return {**inherited, "PYTHONPATH": f"{NO_PLATFORM_PATH}{os.pathsep}{ROOT}", **(env or {})}
 
 
 def worker_database_url() -> str:
@@ -72,8 +107,9 @@ def stop_worker(process: subprocess.Popen) -> None:
 
 class Fleet:
     """The platform's worker processes for one test: a control worker (default and
-    control queues, on the test database) and GPU workers given a database URL that
-    cannot work, which proves they need only the broker and the artifact store."""
+    control queues, on the test database) and GPU workers on the GPU app with no
+    database, Django or platform code at all, which proves they need only the broker
+    and the artifact store."""
 
     def __init__(self, *, artifact_root: Path, trainer: str | None):
         self.common = {"ARTIFACT_ROOT": str(artifact_root), "JOB_HEARTBEAT_SECONDS": "1"}
@@ -85,14 +121,14 @@ class Fleet:
             "default,control", {**self.common, "DATABASE_URL": worker_database_url(), **env}
         )
 
-    def gpu(self, **env) -> subprocess.Popen:
-        unreachable = (
-            "sqlite:////nonexistent/tokenmill.sqlite3"
-            if connection.vendor == "sqlite"
-            else "postgres://nobody@127.0.0.1:9/none"
-        )
+    def gpu(self, *, node: str | None = None, **env) -> subprocess.Popen:
+        """A GPU worker on the GPU nodes' own app, in a GPU node's environment (gpu_node_env)."""
         trainer = {"TRAINER": self.trainer} if self.trainer else {}
-        return self._start("gpu", {**self.common, "DATABASE_URL": unreachable, **trainer, **env})
+        process = start_worker(
+            "gpu", full_env=gpu_node_env({**self.common, **trainer, **env}), app=GPU_APP, node=node
+        )
+        self.processes.append(process)
+        return process
 
     def _start(self, queues: str, env: dict) -> subprocess.Popen:
         process = start_worker(queues, env=env)

@@ -7,14 +7,17 @@ broker and the artifact store. The trainer is the fake one (no GPU here).
 
 import os
 import signal
+import socket
 import time
 
 import pytest
 
 from tests.finetuning.conftest import FAKE_TRAINER, make_training_file
-from tests.processes import Fleet
+from tests.processes import PLATFORM_ONLY_VARIABLES, Fleet, gpu_node_env
 from tokenmill.finetuning import scheduling
 from tokenmill.finetuning.models import FineTuningJob
+from workers.celery import app as platform_app
+from workers.probes import probe_once
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -73,6 +76,29 @@ def test_a_job_runs_through_the_control_and_gpu_queues(fleet, alice_api, acme):
     )
     assert job.checkpoints.count() == 2
     assert "Fine-tuning job started" in messages(job_id)
+
+
+def test_a_gpu_node_trains_without_django_the_database_or_platform_code(fleet, alice_api, acme):
+    env = gpu_node_env()
+    assert not set(PLATFORM_ONLY_VARIABLES) & set(env)
+    assert "platform" not in [os.path.basename(entry) for entry in env["PYTHONPATH"].split(":")]
+    node = f"gpu-node-{os.getpid()}@{socket.gethostname()}"
+    fleet.control()
+    gpu = fleet.gpu(node=node)
+    job_id = create_job(alice_api, acme)
+    job = wait_for(
+        lambda: (j := job_status(job_id)).is_terminal and j.released_at and j,
+        what="the job to finish",
+    )
+    assert job.status == "succeeded", messages(job_id)
+    assert job.trained_tokens and job.fine_tuned_model and job.checkpoints.count() == 2
+    # The control worker recorded the GPU node's reports: started, metrics, the outcome.
+    assert "Fine-tuning job started" in messages(job_id)
+    assert job.events.filter(type="metrics").exists()
+    # The platform's probes reach it like any other worker (runplatform, worker_probe).
+    healthy, found = probe_once(platform_app, node, timeout=20)
+    assert healthy, found
+    assert gpu.poll() is None
 
 
 def test_a_killed_worker_does_not_leave_the_job_running(fleet, alice_api, acme, settings):

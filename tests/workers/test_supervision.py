@@ -272,3 +272,15 @@ def test_runplatform_supervises_a_table_of_named_processes():
         if child.worker_node
     }
     assert queues == {"worker-default": "default", "worker-control": "control", "worker-gpu": "gpu"}
+    # GPU nodes run their own app, which imports no Django and no platform code.
+    apps = {
+        name: child.argv[child.argv.index("-A") + 1]
+        for name, child in children.items()
+        if "-A" in child.argv
+    }
+    assert apps == {
+        "worker-default": "workers.celery",
+        "worker-control": "workers.celery",
+        "worker-gpu": "gpu_inference.gpu_worker",
+        "beat": "workers.celery",
+    }

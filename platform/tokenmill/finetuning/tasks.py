@@ -64,7 +64,9 @@ def dispatch_jobs() -> list[int]:
 # visibility timeout: the worker's claim marker makes that delivery stand down.
 @app.task(name=protocol.TASK_TRAIN, acks_late=True, reject_on_worker_lost=False)
 def train(spec: protocol.JobSpec) -> str:
-    """Runs on the gpu queue. No database: the spec and the artifact store are all it needs."""
+    """The train task as the platform's app knows it, for tasks run in-process (the test
+    suite's eager mode). GPU nodes run gpu_inference.gpu_worker's task of the same name
+    and options, without Django; this one too needs only the spec and the store."""
     return worker.run_job(
         spec,
         store=ArtifactStore(settings.ARTIFACT_ROOT),

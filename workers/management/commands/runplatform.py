@@ -28,9 +28,10 @@ def platform_children(*, host: str, port: int) -> list[Child]:
     celery = [python, "-m", "celery", "-A", "workers.celery"]
     hostname = socket.gethostname()
 
-    def worker(name: str, queues: str, concurrency: int) -> Child:
+    def worker(name: str, queues: str, concurrency: int, *, app: str = "workers.celery") -> Child:
         node = f"{name}@{hostname}"
-        argv = [*celery, "worker", "-Q", queues, "-c", str(concurrency), "-n", node]
+        argv = [python, "-m", "celery", "-A", app, "worker", "-Q", queues]
+        argv += ["-c", str(concurrency), "-n", node]
         return Child(f"worker-{name}", argv, worker_node=node)
 
     schedule = Path(settings.VAR_DIR) / "celerybeat-schedule"
@@ -54,7 +55,8 @@ def platform_children(*, host: str, port: int) -> list[Child]:
         # (control), so they never wait behind a long validation.
         worker("default", "default", 2),
         worker("control", "control", 2),
-        worker("gpu", "gpu", 1),  # one training job at a time
+        # One training job at a time, on the GPU nodes' own app: no Django, no database.
+        worker("gpu", "gpu", 1, app="gpu_inference.gpu_worker"),
         Child("beat", [*celery, "beat", "-l", "INFO", "-s", str(schedule)]),
     ]
 
