@@ -28,7 +28,7 @@ from kombu import Exchange, Queue
 
 from gpu_inference import protocol, worker
 from gpu_inference.artifacts import ArtifactStore
-from gpu_inference.broker import use_atomic_filesystem_transport
+from gpu_inference.broker import filesystem_transport_options, use_atomic_filesystem_transport
 
 ROOT = Path(__file__).resolve().parents[1]
 QUEUES = ("default", "gpu", "control")
@@ -123,17 +123,7 @@ class GpuSettings:
 def broker_transport_options(config: GpuSettings) -> dict:
     """As workers/celery.py sets them, so both sides poll the same folders alike."""
     if config.broker_url.startswith("filesystem://"):
-        folder = config.broker_folder
-        for sub in ("queue", "processed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        return {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "control_folder": str(folder / "control"),
-            "store_processed": False,
-            "polling_interval": 0.1,
-        }
+        return filesystem_transport_options(config.broker_folder)
     return {"visibility_timeout": 3600, "unacked_restore_interval": 30}
 
 
