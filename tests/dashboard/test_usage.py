@@ -10,6 +10,7 @@ import pytest
 
 from tenants.models import ApiKey
 from tests.factories import make_key
+from tests.metering.test_usage_api import _entry
 from tokenmill.metering.models import LedgerEntry
 from tokenmill.metering.ranges import today
 
@@ -17,18 +18,9 @@ URL = "/usage/"
 COUNTS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
 
 
-def entry(tenant, *, hour, model="tiny-chat", key="", kind="chat", n=1, p=10, c=4):
-    return LedgerEntry.unscoped.create(
-        tenant=tenant,
-        key_public_id=key,
-        model=model,
-        base_model="tiny-chat",
-        kind=kind,
-        hour=hour,
-        requests=n,
-        prompt_tokens=p,
-        completion_tokens=c,
-    )
+def entry(tenant, **kwargs) -> LedgerEntry:
+    """A ledger row; made without an API key unless `key` names one."""
+    return _entry(tenant, **{"key": "", **kwargs})
 
 
 def at(day: int, hour: int = 9) -> datetime:

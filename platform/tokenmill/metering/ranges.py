@@ -42,27 +42,22 @@ def presets(on: date) -> list[tuple[str, DayRange]]:
     ]
 
 
-_DATE_ERRORS = {"invalid": "Enter a date such as 2026-12-01."}
+def _day_field(label: str) -> forms.DateField:
+    return forms.DateField(
+        label=label,
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Enter a date such as 2026-12-01."},
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
 
 
 class UsageRangeForm(forms.Form):
     """GET parameters `start` and `end`; a missing one falls back as /api/v1/usage does:
     the end to today, the start to 30 days before the end."""
 
-    start = forms.DateField(
-        label="From",
-        required=False,
-        input_formats=["%Y-%m-%d"],
-        error_messages=_DATE_ERRORS,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-    )
-    end = forms.DateField(
-        label="To",
-        required=False,
-        input_formats=["%Y-%m-%d"],
-        error_messages=_DATE_ERRORS,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-    )
+    start = _day_field("From")
+    end = _day_field("To")
 
     def __init__(self, data=None, **kwargs):
         # An unbound form (no parameters at all) still validates: it is the default range.
