@@ -110,7 +110,11 @@ def test_every_day_of_the_range_is_drawn_days_without_usage_as_zero(alice_client
     requests_chart = page.context["requests_chart"]
     assert [bar.value for bar in requests_chart.bars] == ["0", "9", "7", "4", "0", "5", "0"]
     html = page.content.decode()
-    assert html.count('<g class="bar" data-bar=') == 14  # two charts of seven days
+    # Two charts of seven days, each drawn wide and narrow (for phones).
+    assert html.count('<g class="bar" data-bar=') == 28
+    narrow = page.context["tokens_chart_narrow"]
+    assert (narrow.width, len(narrow.bars), len(narrow.x_ticks)) == (400, 7, 4)
+    assert [bar.value for bar in narrow.bars] == [bar.value for bar in tokens_chart.bars]
     assert '<title id="tokens-chart-title">Tokens by day</title>' in html
     assert ">Day (UTC)</text>" in html and ">Requests</text>" in html
     assert 'data-day="2026-11-05"' in html  # the table of figures lists the empty day too

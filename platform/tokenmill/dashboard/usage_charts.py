@@ -13,10 +13,22 @@ from datetime import date
 
 from tokenmill.dashboard.charts import _step_size
 
-WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 22, 48
-MAX_VALUE_LABELS = 14  # bars; with more, the figures stay in the title and the table
-MAX_DATE_LABELS = 8
+RIGHT, TOP, BOTTOM = 16, 24, 50  # margins around the plot in SVG units; the left one per Size
+
+
+@dataclass(frozen=True)
+class Size:
+    """A chart's proportions: the page draws a wide one, and a narrow one for phones."""
+
+    width: int
+    height: int
+    left: int
+    date_labels: int  # at most
+    value_labels: int  # bars; with more, the figures stay in the title and the table
+
+
+WIDE = Size(width=960, height=300, left=72, date_labels=8, value_labels=14)
+NARROW = Size(width=400, height=280, left=56, date_labels=4, value_labels=7)
 
 
 @dataclass(frozen=True)
@@ -62,12 +74,18 @@ class BarChart:
     x_ticks: tuple[Tick, ...]
     y_ticks: tuple[Tick, ...]
     show_values: bool
-    width: int = WIDTH
-    height: int = HEIGHT
-    left: int = LEFT
-    right: int = WIDTH - RIGHT
+    width: int
+    height: int
+    left: int
     top: int = TOP
-    bottom: int = HEIGHT - BOTTOM
+
+    @property
+    def right(self) -> int:
+        return self.width - RIGHT
+
+    @property
+    def bottom(self) -> int:
+        return self.height - BOTTOM
 
     @property
     def x_middle(self) -> float:
@@ -107,11 +125,13 @@ def daily_chart(
     title: str,
     y_title: str,
     unit: str,
+    size: Size = WIDE,
 ) -> BarChart:
     """`series`: (key, label, one value per day); the bars stack them in that order."""
     totals = [sum(values[i] for _, _, values in series) for i in range(len(days))]
     step, y_high = _axis(max(totals, default=0))
-    plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_width = size.width - size.left - RIGHT
+    plot_height = size.height - TOP - BOTTOM
     slot = plot_width / max(len(days), 1)
     bar_width = max(round(slot * 0.72, 1), 1.0)
 
@@ -120,7 +140,7 @@ def daily_chart(
 
     bars = []
     for i, day in enumerate(days):
-        x = round(LEFT + i * slot + (slot - bar_width) / 2, 1)
+        x = round(size.left + i * slot + (slot - bar_width) / 2, 1)
         segments, below = [], 0
         for key, _, values in series:
             if values[i]:
@@ -133,9 +153,9 @@ def daily_chart(
         bars.append(
             Bar(x, bar_width, y(totals[i]), tuple(segments), short_number(totals[i]), title_text)
         )
-    every = math.ceil(len(days) / MAX_DATE_LABELS) or 1
+    every = math.ceil(len(days) / size.date_labels) or 1
     x_ticks = [
-        Tick(round(LEFT + (i + 0.5) * slot, 1), day_label(day))
+        Tick(round(size.left + (i + 0.5) * slot, 1), day_label(day))
         for i, day in enumerate(days)
         if i % every == 0
     ]
@@ -146,7 +166,10 @@ def daily_chart(
         legend=tuple(LegendItem(key, label, sum(values)) for key, label, values in series),
         x_ticks=tuple(x_ticks),
         y_ticks=tuple(Tick(y(v), short_number(v)) for v in range(0, y_high + 1, step)),
-        show_values=len(days) <= MAX_VALUE_LABELS,
+        show_values=len(days) <= size.value_labels,
+        width=size.width,
+        height=size.height,
+        left=size.left,
     )
 
 

@@ -17,7 +17,7 @@ from django.views import View
 from tenants import selectors as tenant_selectors
 from tenants.models import Organization
 from tokenmill.dashboard.mixins import TenantMixin
-from tokenmill.dashboard.usage_charts import daily_chart
+from tokenmill.dashboard.usage_charts import NARROW, WIDE, daily_chart
 from tokenmill.metering import gate, selectors, windows
 from tokenmill.metering.models import LedgerEntry
 from tokenmill.metering.ranges import DayRange, UsageRangeForm, presets, today
@@ -70,26 +70,22 @@ def usage_report(*, tenant: Organization, span: DayRange) -> dict:
 
 
 def _charts(days: list[tuple[date, dict[str, int]]]) -> dict:
+    """Each daily chart twice: wide, and narrow for a phone's width (CSS shows one)."""
     dates = [day for day, _ in days]
-    return {
-        "tokens_chart": daily_chart(
-            dates,
-            [
-                ("prompt", "Prompt tokens", [row["prompt_tokens"] for _, row in days]),
-                ("completion", "Completion tokens", [row["completion_tokens"] for _, row in days]),
-            ],
-            title="Tokens by day",
-            y_title="Tokens",
-            unit="tokens",
-        ),
-        "requests_chart": daily_chart(
-            dates,
-            [("requests", "Requests", [row["requests"] for _, row in days])],
-            title="Requests by day",
-            y_title="Requests",
-            unit="requests",
-        ),
-    }
+    tokens = [
+        ("prompt", "Prompt tokens", [row["prompt_tokens"] for _, row in days]),
+        ("completion", "Completion tokens", [row["completion_tokens"] for _, row in days]),
+    ]
+    requests = [("requests", "Requests", [row["requests"] for _, row in days])]
+    charts = {}
+    for suffix, size in (("", WIDE), ("_narrow", NARROW)):
+        charts["tokens_chart" + suffix] = daily_chart(
+            dates, tokens, title="Tokens by day", y_title="Tokens", unit="tokens", size=size
+        )
+        charts["requests_chart" + suffix] = daily_chart(
+            dates, requests, title="Requests by day", y_title="Requests", unit="requests", size=size
+        )
+    return charts
 
 
 def _model_bars(models: list[tuple[str, dict]]) -> list[dict]:
