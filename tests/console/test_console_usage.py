@@ -82,8 +82,11 @@ def test_the_same_sums_as_the_organizations_own_usage_api(console, usage, acme, 
         ("-requests", ["globex", "acme", "initech"]),
         ("organization", ["acme", "globex", "initech"]),
         ("-organization", ["initech", "globex", "acme"]),
-        ("-training", ["acme", "globex", "initech"]),
-        ("-chat", ["globex", "acme", "initech"]),
+        ("-kind_training", ["acme", "globex", "initech"]),
+        ("-kind_chat", ["globex", "acme", "initech"]),
+        ("-kind_completion", ["globex", "acme", "initech"]),
+        ("kind_completion", ["acme", "initech", "globex"]),  # ties by name
+        ("completion", ["initech", "acme", "globex"]),
         ("colour", ["acme", "globex", "initech"]),  # unknown: the default, largest first
     ],
 )
@@ -99,12 +102,19 @@ def test_each_header_sorts_by_it_and_a_second_click_turns_it_round(console, usag
     assert by_label["Completion tokens"]["url"].endswith("&o=completion")
     assert by_label["Requests"]["url"].endswith("&o=-requests")
     assert by_label["Organization"]["url"].endswith("&o=organization")
-    assert [column["label"] for column in columns][5:] == [
-        "Chat tokens",
+    assert [column["label"] for column in columns] == [
+        "Organization",
+        "Requests",
+        "Prompt tokens",
         "Completion tokens",
-        "Embedding tokens",
-        "Training tokens",
+        "Total tokens",
+        "Kind: chat",
+        "Kind: completion",
+        "Kind: embedding",
+        "Kind: training",
     ]
+    assert by_label["Kind: completion"]["sorted"] == ""
+    assert by_label["Kind: completion"]["url"].endswith("&o=-kind_completion")
 
 
 @pytest.mark.parametrize(

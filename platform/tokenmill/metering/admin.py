@@ -106,7 +106,7 @@ def _columns(sort: str, span, kinds: list[tuple[str, str]]) -> list[dict]:
         ("prompt", "Prompt tokens"),
         ("completion", "Completion tokens"),
         ("total", "Total tokens"),
-        *((kind, f"{label} tokens") for kind, label in kinds),
+        *((f"kind_{kind}", f"Kind: {label.lower()}") for kind, label in kinds),
     ]
     columns = []
     for name, label in headers:

@@ -16,7 +16,7 @@ SORTS = {
     "prompt": "prompt_tokens",
     "completion": "completion_tokens",
     "total": "total_tokens",
-    **{kind.value: f"kind_{kind.value}_tokens" for kind in Kind},
+    **{f"kind_{kind.value}": f"kind_{kind.value}_tokens" for kind in Kind},
 }
 DEFAULT_SORT = "-total"
 
