@@ -230,3 +230,26 @@ def test_charlie_sees_only_globex_usage(charlie_client, ledger, globex):
         "total_tokens": 77,
     }
     assert [model for model, _ in report["models"]] == ["globex-secret-model"]
+
+
+def test_revoked_and_deleted_keys_keep_their_usage_and_leave_the_limits(
+    alice_client, acme, alice, ledger
+):
+    from tenants import services
+
+    limited = ApiKey.objects.for_tenant(acme).get(
+        prefix=make_key(acme, alice, name="limited", requests_per_minute=5)[:12]
+    )
+    entry(acme, hour=at(5), key=limited.public_id, n=2, p=2, c=2)
+    entry(acme, hour=at(5), key="key_gone", n=1, p=1, c=1)
+    assert [row["key"] for row in alice_client.get(URL).context["limits"]] == [None, limited]
+    services.api_key_revoke(tenant=acme, actor=None, api_key=limited)
+
+    page = alice_client.get(f"{URL}?start=2026-11-05&end=2026-11-05")
+
+    rows = {row["public_id"]: row for row in page.context["key_rows"]}
+    assert rows[limited.public_id]["key"] == limited and rows[limited.public_id]["requests"] == 2
+    assert rows["key_gone"]["key"] is None and rows["key_gone"]["total_tokens"] == 2
+    html = page.content.decode()
+    assert '<span class="badge">revoked</span>' in html and "A deleted key" in html
+    assert [row["key"] for row in page.context["limits"]] == [None]
