@@ -71,6 +71,7 @@ DASHBOARD_PAGES = {
     "job-cancel": ObjectPage("job"),
     "playground": TenantPage(),
     "playground-chat": TenantPage(),
+    "usage": TenantPage(),
     "checkpoint-model": ObjectPage("checkpoint"),
     "models": TenantPage(),
     "model-delete": ObjectPage("model"),

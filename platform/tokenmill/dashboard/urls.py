@@ -11,6 +11,7 @@ from tokenmill.dashboard.views import (
     models,
     organizations,
     playground,
+    usage,
 )
 
 app_name = "dashboard"
@@ -80,6 +81,7 @@ urlpatterns = [
     path("fine-tuning/<str:public_id>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
     path("playground/", playground.PlaygroundView.as_view(), name="playground"),
     path("playground/chat", playground.playground_chat, name="playground-chat"),
+    path("usage/", usage.UsageView.as_view(), name="usage"),
     path(
         "fine-tuning/checkpoints/<str:public_id>/model/",
         models.CheckpointModelView.as_view(),

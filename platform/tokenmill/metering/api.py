@@ -12,8 +12,7 @@ from tokenmill.api.errors import ApiError
 from tokenmill.api.views import TenantAPIView
 from tokenmill.metering import selectors
 from tokenmill.metering.models import LedgerEntry
-
-MAX_DAYS = 366
+from tokenmill.metering.ranges import MAX_DAYS
 
 
 def _day(request, name: str, default: date) -> date:

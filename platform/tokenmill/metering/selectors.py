@@ -48,3 +48,8 @@ def _counts(row: dict) -> dict:
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+
+
+def usage_exists(*, tenant) -> bool:
+    """Whether the organization has any usage in the ledger, at any time."""
+    return LedgerEntry.objects.for_tenant(tenant).exists()
