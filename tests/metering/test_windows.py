@@ -6,7 +6,20 @@ import time
 import pytest
 
 from tokenmill.metering import limits, windows
-from tokenmill.metering.limits import Limit
+from tokenmill.metering.limits import Scope
+
+
+def rate(name: str, requests: int | None, tokens: int | None) -> Scope:
+    return limits.rate_scope(name, requests=requests, tokens=tokens)
+
+
+def reserve(scopes: list[Scope], *, tokens: int = 0) -> limits.Verdict:
+    return limits.reserve([scope.with_costs({"tokens": tokens}) for scope in scopes])
+
+
+def settle(verdict: limits.Verdict, *, tokens: int) -> None:
+    nothing_to_record = limits.Settlement("req-windows", None)
+    limits.settle(verdict.reservation, used={"tokens": tokens}, settlement=nothing_to_record)
 
 
 def fresh_minute() -> None:
@@ -17,15 +30,16 @@ def fresh_minute() -> None:
 
 
 @pytest.fixture
-def scopes(acme) -> list[Limit]:
-    return [Limit("key:41", 10, 1_000), Limit(f"org:{acme.pk}", 600, 100_000)]
+def scopes(acme) -> list[Scope]:
+    fresh_minute()  # a scope carries its minute: build them inside the one the test uses
+    return [rate("key:41", 10, 1_000), rate(f"org:{acme.pk}", 600, 100_000)]
 
 
 def test_the_read_equals_what_admission_reserved_and_settled(store, scopes):
     fresh_minute()
     for _ in range(3):
-        verdict = limits.reserve(scopes, requests=1, tokens=100)
-        limits.settle(verdict.reservation, tokens=40)
+        verdict = reserve(scopes, tokens=100)
+        settle(verdict, tokens=40)
 
     key, org = windows.current_usage(scopes)
 
@@ -36,7 +50,7 @@ def test_the_read_equals_what_admission_reserved_and_settled(store, scopes):
     assert 0 < key.resets_in <= limits.WINDOW_SECONDS
     assert 1 <= key.reset_seconds <= limits.WINDOW_SECONDS
     # The next admission agrees: its headers give the tightest scope's remainder.
-    verdict = limits.reserve(scopes, requests=1, tokens=0)
+    verdict = reserve(scopes, tokens=0)
     assert verdict.headers["x-ratelimit-remaining-requests"] == "6"
     assert verdict.headers["x-ratelimit-remaining-tokens"] == "880"
     assert windows.current_usage(scopes)[0].requests_left == 6
@@ -44,7 +58,7 @@ def test_the_read_equals_what_admission_reserved_and_settled(store, scopes):
 
 def test_reading_takes_nothing(store, scopes):
     fresh_minute()
-    limits.reserve(scopes, requests=1, tokens=5)
+    reserve(scopes, tokens=5)
     for _ in range(3):
         windows.current_usage(scopes)
     assert [u.requests_used for u in windows.current_usage(scopes)] == [1, 1]
@@ -53,8 +67,8 @@ def test_reading_takes_nothing(store, scopes):
 
 def test_a_refused_request_takes_nothing_and_the_read_says_none_is_left(store, acme):
     fresh_minute()
-    scope = [Limit("key:42", 2, None)]
-    outcomes = [limits.reserve(scope, requests=1).reservation is not None for _ in range(3)]
+    scope = [rate("key:42", 2, None)]
+    outcomes = [reserve(scope).reservation is not None for _ in range(3)]
     assert outcomes == [True, True, False]
 
     (usage,) = windows.current_usage(scope)
@@ -64,7 +78,7 @@ def test_a_refused_request_takes_nothing_and_the_read_says_none_is_left(store, a
 
 def test_an_unused_scope_and_the_next_minute_have_everything_left(store, scopes):
     fresh_minute()
-    limits.reserve(scopes[:1], requests=1, tokens=10)
+    reserve(scopes[:1], tokens=10)
 
     key, org = windows.current_usage(scopes)
     assert (org.requests_used, org.tokens_used, org.requests_left) == (0, 0, 600)
