@@ -55,6 +55,40 @@ class VllmClient:
         )
         _raise_for(response)
 
+    def chat(self, model: str, messages: list[dict], *, max_tokens: int) -> str:
+        """The greedy answer of `model` (the base model or an adapter's served name)."""
+        response = self._http.post(
+            "/v1/chat/completions",
+            json={"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0},
+        )
+        _raise_for(response)
+        return response.json()["choices"][0]["message"]["content"] or ""
+
+    def complete(self, model: str, prompt: str, *, max_tokens: int) -> str:
+        response = self._http.post(
+            "/v1/completions",
+            json={"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0},
+        )
+        _raise_for(response)
+        return response.json()["choices"][0]["text"] or ""
+
+    def prompt_logprobs(self, model: str, prompts: list[list[int]]) -> list[list[float | None]]:
+        """The log-probability `model` gives each token of each prompt (token ids) after the
+        tokens before it; None for the first token. One request for all the prompts."""
+        response = self._http.post(
+            "/v1/completions",
+            json={"model": model, "prompt": prompts, "max_tokens": 1, "prompt_logprobs": 0},
+        )
+        _raise_for(response)
+        choices = sorted(response.json()["choices"], key=lambda choice: choice["index"])
+        return [
+            [
+                None if position is None else position[str(token)]["logprob"]
+                for token, position in zip(prompt, choice["prompt_logprobs"], strict=True)
+            ]
+            for prompt, choice in zip(prompts, choices, strict=True)
+        ]
+
     def unload_adapter(self, name: str) -> None:
         response = self._http.post("/v1/unload_lora_adapter", json={"lora_name": name})
         if response.status_code == 404:  # already gone (a restart, or a concurrent unload)
