@@ -72,22 +72,30 @@ class VllmClient:
         _raise_for(response)
         return response.json()["choices"][0]["text"] or ""
 
-    def prompt_logprobs(self, model: str, prompts: list[list[int]]) -> list[list[float | None]]:
-        """The log-probability `model` gives each token of each prompt (token ids) after the
-        tokens before it; None for the first token. One request for all the prompts."""
+    def forced_token_logprobs(
+        self, model: str, prompts: list[list[int]], token: int
+    ) -> list[float]:
+        """The log-probability `model` gives `token` right after each prompt (token ids).
+
+        The token is forced (`allowed_token_ids`), and vLLM reports the log-probability
+        of the raw model output, before that restriction: so scoring a text token by
+        token through generation gives its exact likelihood. (`prompt_logprobs` would
+        score it in one request, but vLLM's LoRA path does not support it reliably.)
+        """
         response = self._http.post(
             "/v1/completions",
-            json={"model": model, "prompt": prompts, "max_tokens": 1, "prompt_logprobs": 0},
+            json={
+                "model": model,
+                "prompt": prompts,
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": 0,
+                "allowed_token_ids": [token],
+            },
         )
         _raise_for(response)
         choices = sorted(response.json()["choices"], key=lambda choice: choice["index"])
-        return [
-            [
-                None if position is None else position[str(token)]["logprob"]
-                for token, position in zip(prompt, choice["prompt_logprobs"], strict=True)
-            ]
-            for prompt, choice in zip(prompts, choices, strict=True)
-        ]
+        return [choice["logprobs"]["token_logprobs"][0] for choice in choices]
 
     def unload_adapter(self, name: str) -> None:
         response = self._http.post("/v1/unload_lora_adapter", json={"lora_name": name})
