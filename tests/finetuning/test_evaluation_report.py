@@ -95,7 +95,6 @@ def test_the_report_shows_the_fine_tune_beats_the_base_model(
         row["valid_loss"] > 0 and 0 <= row["valid_token_accuracy"] <= 1 for row in report["epochs"]
     )
     base, tuned = report["models"]["base"], report["models"]["fine_tuned"]
-    print("base", base, "\nfine-tuned", tuned, "\nsamples", report["samples"])
     # The fine-tune answers with the labels; the base model does not know them.
     assert tuned["classification"]["accuracy"] > base["classification"]["accuracy"]
     assert tuned["answer_loss"] < base["answer_loss"]
