@@ -105,6 +105,7 @@ def test_the_form_shows_the_exact_estimate_before_launch(
     assert f"<dd data-estimated-tokens>{expected:,}</dd>" in page
     assert f'<span class="badge">auto</span> {epochs}' in page
     assert f"Epochs are chosen automatically: {epochs} for {TRAINED} examples" in page
+    assert "+ 2 held out for the evaluation report" in page
     assert "Counted with tiny-chat's tokenizer, each example truncated to 256 tokens" in page
 
 

@@ -39,6 +39,7 @@ class TrainingEstimate:
     hyperparameters: dict  # resolved: what the job will run with
     epochs_auto: bool
     exact: bool  # False when taken from the validation statistics of a large file
+    held_out: int = 0  # examples kept out of training for the evaluation report
 
     @property
     def n_epochs(self) -> int:
@@ -94,6 +95,7 @@ def job_estimate(*, tenant: Organization, request: JobRequest) -> TrainingEstima
         hyperparameters=resolved,
         epochs_auto=request.hyperparameters.get("n_epochs", AUTO) == AUTO,
         exact=exact,
+        held_out=(counts.get("holdout") or {}).get("count", 0),
     )
 
 
