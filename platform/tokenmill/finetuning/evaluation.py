@@ -160,6 +160,7 @@ def evaluation_run(*, job_id: int) -> str:
         .update(status=Status.RUNNING, started_at=now)
     )
     if not claimed:  # another run has it
+        replica.close()
         return Status.RUNNING
     try:
         with replica:
