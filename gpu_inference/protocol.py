@@ -91,6 +91,9 @@ class JobSpec(TypedDict):
     base_model_path: str
     training_file: str
     validation_file: str | None
+    # Without a validation file: {"count", "seed"} of the held-out split of the training
+    # file (gpu_inference.holdout), validated on and never trained on; else None.
+    holdout: dict[str, int] | None
     output_prefix: str
     method: str
     hyperparameters: SpecHyperparameters

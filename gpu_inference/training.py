@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gpu_inference.formats import IGNORE_INDEX, ExampleEncoder, InvalidExample, read_examples
+from gpu_inference.holdout import Holdout
 
 logger = logging.getLogger(__name__)
 METHODS = ("lora", "full")
@@ -66,6 +67,8 @@ class TrainingSpec:
     seed: int
     # Optional: the catalog's context length, when it is shorter than the model's.
     context_length: int | None = None
+    # Without a validation file: the held-out split of the training file to validate on.
+    holdout: Holdout | None = None
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> TrainingSpec:
@@ -90,6 +93,11 @@ class TrainingSpec:
                 lora_alpha=_positive(hyper, "lora_alpha", float) if method == "lora" else None,
                 seed=int(spec.get("seed", 0)),
                 context_length=int(spec["context_length"]) if spec.get("context_length") else None,
+                holdout=Holdout(
+                    count=int(spec["holdout"]["count"]), seed=int(spec["holdout"]["seed"])
+                )
+                if spec.get("holdout") and not spec.get("validation_file")
+                else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TrainingError("invalid_spec", f"bad training spec: {exc!r}") from exc
@@ -227,6 +235,15 @@ class _Trainer:
         validation = (
             self._load(spec.validation_file, encoder, "validation") if spec.validation_file else []
         )
+        if spec.holdout is not None and spec.holdout.count < len(train):
+            n_file = len(train)
+            train, validation = spec.holdout.split(train)
+            self.reporter.event(
+                "info",
+                f"Held out {len(validation)} of {n_file} training examples for validation "
+                f"(seed {spec.holdout.seed}); they are not trained on",
+                {"holdout": spec.holdout.as_dict(), "examples": n_file},
+            )
         if not any(label != IGNORE_INDEX for _, labels in train for label in labels):
             raise TrainingError(
                 "invalid_training_file",

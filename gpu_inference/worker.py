@@ -210,6 +210,7 @@ def training_spec(spec: protocol.JobSpec, store: ArtifactStore, model_root: Path
         "hyperparameters": spec["hyperparameters"],
         "seed": spec["seed"],
         "context_length": spec.get("context_length"),
+        "holdout": spec.get("holdout"),
     }
 
 

@@ -55,6 +55,48 @@ class VllmClient:
         )
         _raise_for(response)
 
+    def chat(self, model: str, messages: list[dict], *, max_tokens: int) -> str:
+        """The greedy answer of `model` (the base model or an adapter's served name)."""
+        response = self._http.post(
+            "/v1/chat/completions",
+            json={"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0},
+        )
+        _raise_for(response)
+        return response.json()["choices"][0]["message"]["content"] or ""
+
+    def complete(self, model: str, prompt: str, *, max_tokens: int) -> str:
+        response = self._http.post(
+            "/v1/completions",
+            json={"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0},
+        )
+        _raise_for(response)
+        return response.json()["choices"][0]["text"] or ""
+
+    def forced_token_logprobs(
+        self, model: str, prompts: list[list[int]], token: int
+    ) -> list[float]:
+        """The log-probability `model` gives `token` right after each prompt (token ids).
+
+        The token is forced (`allowed_token_ids`), and vLLM reports the log-probability
+        of the raw model output, before that restriction: so scoring a text token by
+        token through generation gives its exact likelihood. (`prompt_logprobs` would
+        score it in one request, but vLLM's LoRA path does not support it reliably.)
+        """
+        response = self._http.post(
+            "/v1/completions",
+            json={
+                "model": model,
+                "prompt": prompts,
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": 0,
+                "allowed_token_ids": [token],
+            },
+        )
+        _raise_for(response)
+        choices = sorted(response.json()["choices"], key=lambda choice: choice["index"])
+        return [choice["logprobs"]["token_logprobs"][0] for choice in choices]
+
     def unload_adapter(self, name: str) -> None:
         response = self._http.post("/v1/unload_lora_adapter", json={"lora_name": name})
         if response.status_code == 404:  # already gone (a restart, or a concurrent unload)

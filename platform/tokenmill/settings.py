@@ -269,6 +269,13 @@ JOB_FILE_VALIDATION_TIMEOUT = env_int("JOB_FILE_VALIDATION_TIMEOUT", 1800, minim
 # A fine-tune file still `uploaded` this many seconds after its upload lost its
 # validation task: the reaper sends it again (once per period).
 FILE_VALIDATION_GRACE = env_int("FILE_VALIDATION_GRACE", 120, minimum=1)
+# Evaluation reports (tokenmill/finetuning/evaluation.py): how long a report waits for its
+# model to be served by a replica, how long a run may take before the reaper sends it
+# again, the timeout of one request to a replica, and the most examples evaluated.
+EVALUATION_WAIT_SECONDS = env_int("EVALUATION_WAIT_SECONDS", 1800, minimum=10)
+EVALUATION_RUN_TIMEOUT = env_int("EVALUATION_RUN_TIMEOUT", 1800, minimum=60)
+EVALUATION_REQUEST_TIMEOUT = env_int("EVALUATION_REQUEST_TIMEOUT", 120, minimum=1)
+EVALUATION_MAX_EXAMPLES = env_int("EVALUATION_MAX_EXAMPLES", 200, minimum=1)
 # The training entry point GPU workers call (tests point it at a fake trainer).
 TRAINER = env_str("TRAINER", "gpu_inference.training:run_training").replace(":", ".")
 

@@ -52,6 +52,11 @@ platform_api = [
     path("api-keys", organization.ApiKeyListView.as_view(), name="api-keys"),
     path("api-keys/<str:object_id>", organization.ApiKeyDetailView.as_view(), name="api-key"),
     path("usage", metering_api.UsageView.as_view(), name="usage"),
+    path(
+        "fine_tuning/jobs/<str:job_id>/evaluation",
+        finetuning_api.JobEvaluationView.as_view(),
+        name="fine-tuning-job-evaluation",
+    ),
 ]
 
 urlpatterns = [

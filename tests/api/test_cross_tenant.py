@@ -75,6 +75,16 @@ def _fine_tuned_model(acme, alice):
     return "ft:tiny-chat:acme::x"
 
 
+def _evaluated_job(acme, alice):
+    from tokenmill.finetuning.models import FineTuningJob, JobEvaluation
+
+    job = FineTuningJob.objects.for_tenant(acme).get(public_id=_job(acme, alice))
+    JobEvaluation.objects.create(
+        tenant=acme, job=job, model_id="ft:tiny-chat:acme::x", status="succeeded", report={}
+    )
+    return job.public_id
+
+
 def _file(acme, alice):
     upload = SimpleUploadedFile("notes.txt", b"acme's notes")
     return file_services.file_create(tenant=acme, upload=upload, purpose="user_data").public_id
@@ -115,6 +125,7 @@ ENDPOINTS = {
     "v1:fine-tuning-job-checkpoints": Detail(_job),
     "v1:files": Listing(_file),
     "v1:file": Detail(_file),
+    "api:fine-tuning-job-evaluation": Detail(_evaluated_job),
     "v1:file-content": Detail(_file),
     "api:organization": OwnOrganization(),
     "api:usage": OwnUsage(),

@@ -62,3 +62,18 @@ def test_cancel_and_retry_actions(console, jobs, django_capture_on_commit_callba
         f"Only failed or cancelled jobs that have stopped can be retried; {acme_job.public_id} is validating_files."
         in response.content.decode()
     )
+
+
+def test_operators_see_evaluation_reports_by_status(console, jobs):
+    from tokenmill.finetuning.models import JobEvaluation
+
+    acme_job, globex_job = jobs
+    JobEvaluation.objects.create(
+        tenant=acme_job.tenant, job=acme_job, model_id="ft:tiny-chat:acme::a", status="failed"
+    )
+    JobEvaluation.objects.create(
+        tenant=globex_job.tenant, job=globex_job, model_id="ft:tiny-chat:globex::b"
+    )
+    failed = console.get("/console/finetuning/jobevaluation/", {"status__exact": "failed"})
+    page = failed.content.decode()
+    assert "ft:tiny-chat:acme::a" in page and "ft:tiny-chat:globex::b" not in page

@@ -82,3 +82,35 @@ def test_a_short_run_is_never_clipped():
     chart = loss_chart([LossPoint(1, train_loss=9.0)] + [LossPoint(s, 1.0) for s in range(2, 6)])
 
     assert chart.clipped is None
+
+
+def test_the_evaluation_bars_compare_base_and_fine_tuned_on_their_scales():
+    from tokenmill.dashboard.charts import comparison_bars, epoch_bars
+
+    report = {
+        "models": {
+            "base": {"exact_match": 0.0, "normalized_match": 0.25, "answer_loss": 8.0},
+            "fine_tuned": {"exact_match": 0.5, "normalized_match": 0.75, "answer_loss": 2.0},
+        }
+    }
+    groups = {group.title: group for group in comparison_bars(report)}
+    assert list(groups) == ["Exact match", "Normalized match", "Loss on the reference answers"]
+    assert [(bar.text, bar.percent) for bar in groups["Normalized match"].bars] == [
+        ("25.0%", 25.0),
+        ("75.0%", 75.0),
+    ]
+    loss = groups["Loss on the reference answers"]
+    assert [(bar.text, bar.percent) for bar in loss.bars] == [("8.000", 100.0), ("2.000", 25.0)]
+    assert loss.note == "lower is better"
+    assert comparison_bars({}) == []
+
+    epochs = epoch_bars(
+        [
+            {"epoch": 1, "valid_loss": 2.0, "valid_token_accuracy": 0.5},
+            {"epoch": 2, "valid_loss": 1.0, "valid_token_accuracy": None},
+        ]
+    )
+    assert [(group.title, [bar.percent for bar in group.bars]) for group in epochs] == [
+        ("Epoch 1", [100.0, 50.0]),
+        ("Epoch 2", [50.0]),
+    ]

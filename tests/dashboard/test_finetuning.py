@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from gpu_inference.formats import ExampleEncoder
+from gpu_inference.holdout import holdout_for
 from gpu_inference.hyperparameters import auto_epochs
 from tests.finetuning.conftest import chat_examples, make_training_file
 from tokenmill.finetuning import services
@@ -30,11 +31,17 @@ def training_file(acme):
     return make_training_file(acme)
 
 
+# Of make_training_file's 20 examples, a job without a validation file holds 2 out.
+TRAINED = 18
+
+
 @pytest.fixture
-def tokens_per_epoch(demo_model_path) -> int:
-    """What training counts for make_training_file's examples: tiny-chat's tokens, truncated."""
+def tokens_per_epoch(demo_model_path, training_file) -> int:
+    """What training counts for the examples it trains on: tiny-chat's tokens, truncated."""
     encoder = ExampleEncoder(demo_model_path, context_length=256)
-    return sum(min(encoder.count_tokens(example), 256) for example in chat_examples())
+    kept, _ = holdout_for(20, training_file.public_id).split(chat_examples())
+    assert len(kept) == TRAINED
+    return sum(min(encoder.count_tokens(example), 256) for example in kept)
 
 
 def new_job(client, file, **fields):
@@ -92,12 +99,13 @@ def test_the_form_shows_the_exact_estimate_before_launch(
 ):
     page = alice_client.get(NEW).content.decode()
 
-    epochs = auto_epochs(20)
+    epochs = auto_epochs(TRAINED)
     expected = epochs * tokens_per_epoch
     assert f"<dd data-tokens-per-epoch>{tokens_per_epoch:,}</dd>" in page
     assert f"<dd data-estimated-tokens>{expected:,}</dd>" in page
     assert f'<span class="badge">auto</span> {epochs}' in page
-    assert f"Epochs are chosen automatically: {epochs} for 20 examples" in page
+    assert f"Epochs are chosen automatically: {epochs} for {TRAINED} examples" in page
+    assert "+ 2 held out for the evaluation report" in page
     assert "Counted with tiny-chat's tokenizer, each example truncated to 256 tokens" in page
 
 
@@ -113,7 +121,7 @@ def test_the_estimate_endpoint_follows_the_fields(alice_client, training_file, t
 
     assert {key: fixed[key] for key in fixed if key != "html"} == {
         "ok": True,
-        "n_examples": 20,
+        "n_examples": TRAINED,
         "tokens_per_epoch": tokens_per_epoch,
         "n_epochs": 2,
         "epochs_auto": False,
@@ -122,7 +130,7 @@ def test_the_estimate_endpoint_follows_the_fields(alice_client, training_file, t
     }
     assert f"{2 * tokens_per_epoch:,}" in fixed["html"]
     assert auto["epochs_auto"] is True
-    assert auto["estimated_trained_tokens"] == auto_epochs(20) * tokens_per_epoch
+    assert auto["estimated_trained_tokens"] == auto_epochs(TRAINED) * tokens_per_epoch
 
 
 def test_the_estimate_endpoint_explains_what_is_missing(alice_client, training_file):

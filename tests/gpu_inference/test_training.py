@@ -241,3 +241,44 @@ def test_a_shorter_catalog_context_truncates_like_the_platform_counts(
     encoder = ExampleEncoder(quick_model, context_length=16)
     examples = [chat_example(q, a) for q, a in PIRATE_CHATS]
     assert result["trained_tokens"] == sum(min(encoder.count_tokens(e), 16) for e in examples)
+
+
+def test_a_held_out_split_is_validated_on_and_never_trained_on(
+    quick_model, pirate_file, tmp_path, reporter
+):
+    from gpu_inference.holdout import Holdout
+
+    holdout = Holdout(count=4, seed=5)
+    hyper = {**LORA, "n_epochs": 1}
+    spec = make_spec(
+        quick_model, pirate_file, tmp_path / "out", hyperparameters=hyper, holdout=holdout.as_dict()
+    )
+    run_training(spec, reporter)
+    started = next(data for _, message, data in reporter.events if message.startswith("Training"))
+    assert started["examples"] == len(PIRATE_CHATS) - 4  # 16 trained on
+    held = next(message for _, message, _ in reporter.events if message.startswith("Held out"))
+    assert (
+        held
+        == "Held out 4 of 20 training examples for validation (seed 5); they are not trained on"
+    )
+    epoch = reporter.epoch_metrics[0]
+    assert epoch["valid_loss"] > 0 and 0 <= epoch["valid_token_accuracy"] <= 1
+    # The same split every time: the platform evaluates exactly these examples.
+    assert holdout.indices(20) == Holdout(count=4, seed=5).indices(20)
+    assert len(holdout.indices(20)) == 4
+
+
+def test_a_validation_file_wins_over_a_held_out_split(quick_model, pirate_file, tmp_path, reporter):
+    hyper = {**LORA, "n_epochs": 1}
+    spec = make_spec(
+        quick_model,
+        pirate_file,
+        tmp_path / "out",
+        hyperparameters=hyper,
+        validation_file=str(pirate_file),
+        holdout={"count": 4, "seed": 5},
+    )
+    run_training(spec, reporter)
+    started = next(data for _, message, data in reporter.events if message.startswith("Training"))
+    assert started["examples"] == len(PIRATE_CHATS)
+    assert not any(message.startswith("Held out") for _, message, _ in reporter.events)

@@ -214,3 +214,96 @@ def _label(value: float, ticks: list[float]) -> str:
     step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
     decimals = max(0, -math.floor(math.log10(step) + 1e-9))
     return f"{value:.{decimals}f}"
+
+
+# The evaluation report's charts: horizontal bars drawn by CSS widths, one group per
+# figure (base model next to the fine-tuned model) and one row per epoch.
+
+
+@dataclass(frozen=True)
+class Bar:
+    side: str  # base, tuned, loss, accuracy: the CSS class suffix
+    label: str
+    text: str
+    percent: float  # of the bar track's width
+
+
+@dataclass(frozen=True)
+class BarGroup:
+    title: str
+    bars: tuple[Bar, ...]
+    note: str = ""
+
+
+# (title, how to read the figure from one side of the report, higher is better)
+COMPARED = (
+    ("Accuracy", lambda side: (side.get("classification") or {}).get("accuracy"), True),
+    ("Macro-F1", lambda side: (side.get("classification") or {}).get("macro_f1"), True),
+    (
+        "ROC AUC",
+        lambda side: ((side.get("classification") or {}).get("roc_auc") or {}).get("macro"),
+        True,
+    ),
+    ("Exact match", lambda side: side.get("exact_match"), True),
+    ("Normalized match", lambda side: side.get("normalized_match"), True),
+    ("Loss on the reference answers", lambda side: side.get("answer_loss"), False),
+)
+
+
+def comparison_bars(report: dict) -> list[BarGroup]:
+    """Base vs fine-tuned, one group per figure the report has; rates on a 0-1 scale,
+    the loss on the scale of the larger of the two."""
+    models = report.get("models") or {}
+    base, tuned = models.get("base"), models.get("fine_tuned")
+    if not base or not tuned:
+        return []
+    groups = []
+    for title, read, higher in COMPARED:
+        values = (read(base), read(tuned))
+        if not all(_finite(value) for value in values):
+            continue
+        scale = 1.0 if higher else (max(values) or 1.0)
+        bars = tuple(
+            Bar(
+                side,
+                label,
+                f"{value:.1%}" if higher else f"{value:.3f}",
+                round(100 * min(max(value / scale, 0.0), 1.0), 1),
+            )
+            for side, label, value in (
+                ("base", "Base model", values[0]),
+                ("tuned", "Fine-tuned", values[1]),
+            )
+        )
+        groups.append(BarGroup(title, bars, "" if higher else "lower is better"))
+    return groups
+
+
+def epoch_bars(epochs: list[dict]) -> list[BarGroup]:
+    """Validation loss (on the scale of the highest) and token accuracy per epoch."""
+    losses = [row["valid_loss"] for row in epochs if _finite(row.get("valid_loss"))]
+    top = max(losses, default=0.0) or 1.0
+    groups = []
+    for row in epochs:
+        bars = []
+        if _finite(row.get("valid_loss")):
+            bars.append(
+                Bar(
+                    "loss",
+                    "Validation loss",
+                    f"{row['valid_loss']:.4f}",
+                    round(100 * row["valid_loss"] / top, 1),
+                )
+            )
+        if _finite(row.get("valid_token_accuracy")):
+            bars.append(
+                Bar(
+                    "accuracy",
+                    "Token accuracy",
+                    f"{row['valid_token_accuracy']:.1%}",
+                    round(100 * row["valid_token_accuracy"], 1),
+                )
+            )
+        if bars:
+            groups.append(BarGroup(f"Epoch {row['epoch']}", tuple(bars)))
+    return groups

@@ -4,7 +4,13 @@ from django.contrib import admin, messages
 
 from tenants.errors import TenantError
 from tokenmill.finetuning import services
-from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint, JobEvent
+from tokenmill.finetuning.models import (
+    FineTunedModel,
+    FineTuningJob,
+    JobCheckpoint,
+    JobEvaluation,
+    JobEvent,
+)
 
 
 class JobEventInline(admin.TabularInline):
@@ -80,6 +86,17 @@ class FineTunedModelAdmin(admin.ModelAdmin):
     list_filter = ["base_model", "training_type", "tenant"]
     search_fields = ["model_id", "tenant__slug"]
     readonly_fields = [f.name for f in FineTunedModel._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(JobEvaluation)
+class JobEvaluationAdmin(admin.ModelAdmin):
+    list_display = ["job", "tenant", "status", "model_id", "created_at", "finished_at"]
+    list_filter = ["status", "tenant"]
+    search_fields = ["job__public_id", "model_id", "tenant__slug"]
+    readonly_fields = [f.name for f in JobEvaluation._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -5,13 +5,21 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from tenants.models import ApiKeyScope
+from tokenmill.api.errors import ApiError
 from tokenmill.api.pagination import cursor_page, list_body, parse_limit
 from tokenmill.api.views import TenantAPIView
 from tokenmill.finetuning import selectors, services
-from tokenmill.finetuning.bodies import checkpoint_body, event_body, job_body
+from tokenmill.finetuning.bodies import checkpoint_body, evaluation_body, event_body, job_body
 from tokenmill.finetuning.models import FineTuningJob
 from tokenmill.finetuning.params import parse_job_request
-from tokenmill.finetuning.schema import CheckpointList, EventList, Job, JobCreateRequest, JobList
+from tokenmill.finetuning.schema import (
+    CheckpointList,
+    Evaluation,
+    EventList,
+    Job,
+    JobCreateRequest,
+    JobList,
+)
 
 PAGING = [
     OpenApiParameter("after", str, description="Return objects after this id."),
@@ -99,3 +107,25 @@ class JobCheckpointsView(FineTuningAPIView):
     def get(self, request, job_id: str):
         job = self.get_object()
         return self.paged(selectors.job_checkpoints(tenant=self.tenant, job=job), checkpoint_body)
+
+
+class JobEvaluationView(FineTuningAPIView):
+    @extend_schema(
+        operation_id="fine_tuning_jobs_evaluation",
+        responses=Evaluation,
+        tags=["fine-tuning"],
+        description="The evaluation report of a succeeded job: validation figures per epoch, "
+        "and the base and fine-tuned models side by side on the held-out examples.",
+    )
+    def get(self, request, job_id: str):
+        job = self.get_object()
+        evaluation = selectors.job_evaluation(tenant=self.tenant, job=job)
+        if evaluation is None:
+            raise ApiError(
+                f"Job {job.public_id} has no evaluation report: reports are made for "
+                f"succeeded jobs, and this one is {job.status}.",
+                status_code=404,
+                code="evaluation_not_found",
+                param="fine_tuning_job_id",
+            )
+        return Response(evaluation_body(evaluation))

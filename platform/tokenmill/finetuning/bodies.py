@@ -1,6 +1,12 @@
 """OpenAI's JSON shapes for jobs, events, checkpoints and fine-tuned models."""
 
-from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint, JobEvent
+from tokenmill.finetuning.models import (
+    FineTunedModel,
+    FineTuningJob,
+    JobCheckpoint,
+    JobEvaluation,
+    JobEvent,
+)
 
 
 def _ts(value) -> int | None:
@@ -81,4 +87,20 @@ def fine_tuned_model_body(model: FineTunedModel) -> dict:
         "object": "model",
         "created": _ts(model.created_at),
         "owned_by": model.tenant.public_id,
+    }
+
+
+def evaluation_body(evaluation: JobEvaluation) -> dict:
+    """The platform API's shape of an evaluation report (see evaluation.build_report)."""
+    job = evaluation.job
+    return {
+        "object": "fine_tuning.job.evaluation",
+        "fine_tuning_job_id": job.public_id,
+        "status": evaluation.status,
+        "model": evaluation.model_id,
+        "holdout": job.holdout,
+        "created_at": _ts(evaluation.created_at),
+        "finished_at": _ts(evaluation.finished_at),
+        "error": evaluation.error or None,
+        "report": evaluation.report,
     }

@@ -9,7 +9,8 @@ from django.db import transaction
 
 from tenants.errors import TenantError
 from tenants.models import Organization
-from tokenmill.finetuning.models import FineTunedModel, JobCheckpoint
+from tokenmill.finetuning import adapters
+from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint
 from tokenmill.finetuning.services import event_add
 
 
@@ -48,4 +49,7 @@ def fine_tuned_model_from_checkpoint(
             checkpoint.job,
             f"Checkpoint at step {checkpoint.step_number} registered as the model {model_id}",
         )
+        if model.training_type == FineTuningJob.TrainingType.LORA:
+            # The replicas load it like the job's own model, so it answers through the gateway.
+            adapters.adapters_publish_on_commit(base_model=checkpoint.job.base_model)
     return model

@@ -39,6 +39,7 @@ class TrainingEstimate:
     hyperparameters: dict  # resolved: what the job will run with
     epochs_auto: bool
     exact: bool  # False when taken from the validation statistics of a large file
+    held_out: int = 0  # examples kept out of training for the evaluation report
 
     @property
     def n_epochs(self) -> int:
@@ -72,7 +73,7 @@ def job_estimate(*, tenant: Organization, request: JobRequest) -> TrainingEstima
             code="file_not_ready",
             param="training_file",
         )
-    counts, exact = _token_counts(base_model, training_file)
+    counts, exact = _token_counts(base_model, training_file, hold_out=not request.validation_file)
     unsaved = FineTuningJob(
         base_model=base_model,
         training_type=request.training_type,
@@ -94,6 +95,7 @@ def job_estimate(*, tenant: Organization, request: JobRequest) -> TrainingEstima
         hyperparameters=resolved,
         epochs_auto=request.hyperparameters.get("n_epochs", AUTO) == AUTO,
         exact=exact,
+        held_out=(counts.get("holdout") or {}).get("count", 0),
     )
 
 
@@ -104,7 +106,7 @@ def _request_param(field: str) -> str:
     return field
 
 
-def _token_counts(base_model: BaseModel, file: File) -> tuple[dict, bool]:
+def _token_counts(base_model: BaseModel, file: File, *, hold_out: bool) -> tuple[dict, bool]:
     if file.bytes > EXACT_COUNT_MAX_BYTES or not file.normalized_key:
         statistics = (file.validation or {}).get("statistics") or {}
         counts = {
@@ -119,11 +121,14 @@ def _token_counts(base_model: BaseModel, file: File) -> tuple[dict, bool]:
         raise TokenizerUnavailable(
             f"the tokenizer of {base_model.model_id!r} is missing: {error}"
         ) from None
-    key = f"finetuning:token-counts:{base_model.pk}:{base_model.context_length}:{stamp}:{file.public_id}"
+    key = (
+        f"finetuning:token-counts:v2:{base_model.pk}:{base_model.context_length}:{stamp}:"
+        f"{file.public_id}:{int(hold_out)}"
+    )
     counts = cache.get(key)
     if counts is None:
         try:
-            counts = job_spec.dataset_token_counts(base_model, file)
+            counts = job_spec.dataset_token_counts(base_model, file, hold_out=hold_out)
         except FileNotFoundError as error:  # the encoder's word for an unusable model folder
             raise TokenizerUnavailable(str(error)) from None
         cache.set(key, counts, COUNTS_CACHE_SECONDS)

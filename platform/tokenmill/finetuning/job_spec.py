@@ -7,6 +7,7 @@ from django.conf import settings
 from gpu_inference import hyperparameters as hp
 from gpu_inference import protocol
 from gpu_inference.formats import ExampleEncoder, read_examples
+from gpu_inference.holdout import holdout_for
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store
@@ -15,19 +16,28 @@ from tokenmill.finetuning.models import FineTuningJob
 
 def dataset_statistics(job: FineTuningJob) -> dict:
     """Count with the job's own base model tokenizer, truncated to its context, exactly as training will."""
-    return dataset_token_counts(job.base_model, job.training_file)
+    return dataset_token_counts(
+        job.base_model, job.training_file, hold_out=job.validation_file_id is None
+    )
 
 
-def dataset_token_counts(base_model: BaseModel, file: File) -> dict:
-    """Examples and tokens per epoch of a validated file, for training `base_model` on it."""
+def dataset_token_counts(base_model: BaseModel, file: File, *, hold_out: bool = False) -> dict:
+    """Examples and tokens per epoch of a validated file, for training `base_model` on it.
+
+    With `hold_out` (a job without a validation file), the held-out split is left out of
+    both counts and described under "holdout" (None when the file is too small for one).
+    """
     context_length = base_model.context_length
     encoder = ExampleEncoder(settings.MODEL_ROOT / base_model.path, context_length=context_length)
     path = get_artifact_store().path(file.normalized_key)
-    n_examples, per_epoch = 0, 0
-    for example in read_examples(path):
-        n_examples += 1
-        per_epoch += min(encoder.count_tokens(example), context_length)
-    return {"n_examples": n_examples, "trained_tokens_per_epoch": per_epoch}
+    tokens = [min(encoder.count_tokens(example), context_length) for example in read_examples(path)]
+    holdout = holdout_for(len(tokens), file.public_id) if hold_out else None
+    held = holdout.indices(len(tokens)) if holdout else frozenset()
+    return {
+        "n_examples": len(tokens) - len(held),
+        "trained_tokens_per_epoch": sum(n for index, n in enumerate(tokens) if index not in held),
+        "holdout": holdout.as_dict() if holdout else None,
+    }
 
 
 def resolve_hyperparameters(job: FineTuningJob, stats: dict) -> dict:
@@ -50,6 +60,7 @@ def build_spec(job: FineTuningJob) -> protocol.JobSpec:
         "base_model_path": job.base_model.path,
         "training_file": job.training_file.normalized_key,
         "validation_file": job.validation_file.normalized_key if job.validation_file else None,
+        "holdout": job.holdout,
         "output_prefix": protocol.attempt_prefix(job.public_id, job.attempt),
         "method": job.training_type,
         "hyperparameters": {

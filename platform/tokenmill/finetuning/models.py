@@ -56,6 +56,9 @@ class FineTuningJob(models.Model):
     error = models.JSONField(null=True, blank=True)
     fine_tuned_model = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - OpenAI's null until it exists
     n_train_examples = models.PositiveIntegerField(null=True, blank=True)
+    # Without a validation file: {"count", "seed"} of the training file's held-out split
+    # (gpu_inference.holdout), excluded from training and evaluated on; set when prepared.
+    holdout = models.JSONField(null=True, blank=True)
     estimated_trained_tokens = models.PositiveBigIntegerField(null=True, blank=True)
     trained_tokens = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -191,3 +194,33 @@ class FineTunedModel(models.Model):
 
     def __str__(self) -> str:
         return self.model_id
+
+
+class JobEvaluation(models.Model):
+    """The evaluation report of a succeeded job (tokenmill/finetuning/evaluation.py)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # waiting for the model to be served by a replica
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    tenant = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    job = models.OneToOneField(FineTuningJob, on_delete=models.CASCADE, related_name="evaluation")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # The model evaluated: the job's own, or a checkpoint's registered as a model.
+    model_id = models.CharField(max_length=240)
+    report = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    unscoped = UnscopedManager()  # first, so it is Django's default manager
+    objects = TenantScopedManager()
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"], name="ft_eval_status_created")]
+
+    def __str__(self) -> str:
+        return f"evaluation of {self.job_id}"

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from gpu_inference import protocol
 from tokenmill.files.storage_usage import stored_artifact_measure
-from tokenmill.finetuning import adapters, control
+from tokenmill.finetuning import adapters, control, evaluation
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint, JobEvent
 from tokenmill.finetuning.services import event_add, mark_failed
 from tokenmill.finetuning.signals import job_succeeded
@@ -213,4 +213,6 @@ def mark_succeeded(job: FineTuningJob, payload: dict, *, at: datetime, now: date
     adapters.adapters_publish_on_commit(base_model=job.base_model)
     event_add(job, f"New fine-tuned model created: {model_id}", at=at)
     event_add(job, "The job has successfully completed", at=at)
+    job.fine_tuned_model = model_id
+    evaluation.evaluation_create(job)
     transaction.on_commit(lambda: job_succeeded.send(sender=FineTuningJob, job_id=job.pk))

@@ -121,3 +121,29 @@ EventList = list_of("FineTuningJobEvent", EVENT_FIELDS, "FineTuningJobEventList"
 CheckpointList = list_of(
     "FineTuningJobCheckpoint", CHECKPOINT_FIELDS, "FineTuningJobCheckpointList"
 )
+
+
+Evaluation = inline_serializer(
+    "FineTuningJobEvaluation",
+    {
+        "object": serializers.CharField(default="fine_tuning.job.evaluation"),
+        "fine_tuning_job_id": serializers.CharField(),
+        "status": serializers.ChoiceField(choices=["pending", "running", "succeeded", "failed"]),
+        "model": serializers.CharField(help_text="the fine-tuned model evaluated"),
+        "holdout": serializers.JSONField(
+            allow_null=True,
+            help_text="{'count', 'seed'} of the training file's held-out split, when the job "
+            "has no validation file",
+        ),
+        "created_at": serializers.IntegerField(),
+        "finished_at": serializers.IntegerField(allow_null=True),
+        "error": serializers.CharField(allow_null=True),
+        "report": serializers.JSONField(
+            allow_null=True,
+            help_text="source, epochs (valid_loss, valid_token_accuracy per epoch), best_epoch, "
+            "labels, models.base and models.fine_tuned (exact_match, normalized_match, "
+            "answer_loss, classification: accuracy, per_label, macro_f1, confusion_matrix, "
+            "roc_auc), verdict, samples",
+        ),
+    },
+)

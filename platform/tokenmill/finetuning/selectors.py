@@ -1,7 +1,13 @@
 from django.db.models import QuerySet
 
 from tenants.models import Organization
-from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint, JobEvent
+from tokenmill.finetuning.models import (
+    FineTunedModel,
+    FineTuningJob,
+    JobCheckpoint,
+    JobEvaluation,
+    JobEvent,
+)
 
 
 def job_list(*, tenant: Organization, status: str | None = None) -> QuerySet[FineTuningJob]:
@@ -21,3 +27,7 @@ def job_checkpoints(*, tenant: Organization, job: FineTuningJob) -> QuerySet[Job
 
 def fine_tuned_model_list(*, tenant: Organization) -> QuerySet[FineTunedModel]:
     return FineTunedModel.objects.for_tenant(tenant).select_related("tenant")
+
+
+def job_evaluation(*, tenant: Organization, job: FineTuningJob) -> JobEvaluation | None:
+    return JobEvaluation.objects.for_tenant(tenant).filter(job=job).first()

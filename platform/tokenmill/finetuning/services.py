@@ -214,6 +214,7 @@ def job_prepare(*, job_id: int) -> str:
         status=Status.QUEUED,
         resolved_hyperparameters=resolved,
         n_train_examples=stats["n_examples"],
+        holdout=stats["holdout"],
         estimated_trained_tokens=estimated,
     )
     if not updated:  # cancelled meanwhile
@@ -224,6 +225,13 @@ def job_prepare(*, job_id: int) -> str:
         f"over {resolved['n_epochs']} epochs.",
         data={"hyperparameters": resolved, "estimated_trained_tokens": estimated},
     )
+    if stats["holdout"]:
+        event_add(
+            job,
+            f"Holding out {stats['holdout']['count']} examples of the training file for the "
+            "evaluation report; they are not trained on.",
+            data={"holdout": stats["holdout"]},
+        )
     event_add(job, "Fine-tuning job queued")
     transaction.on_commit(control.enqueue_dispatch, robust=True)
     return Status.QUEUED

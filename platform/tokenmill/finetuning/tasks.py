@@ -15,7 +15,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from gpu_inference import protocol, worker
 from gpu_inference.artifacts import ArtifactStore
 from tokenmill.files import services as file_services
-from tokenmill.finetuning import control, reports, scheduling, services
+from tokenmill.finetuning import control, evaluation, reports, scheduling, services
 from workers.celery import app
 from workers.deliveries import BoundedDeliveriesTask
 
@@ -98,5 +98,13 @@ def reap_jobs() -> dict:
     counts = scheduling.requeue_or_fail_lost_jobs()
     counts.update(scheduling.jobs_prepare_stalled())
     counts["validation_resent"] = file_services.files_validation_resend()
+    counts["evaluations_resent"] = evaluation.evaluations_resend()
     counts["dispatched"] = len(scheduling.jobs_dispatch())
     return counts
+
+
+@app.task(name=evaluation.TASK_EVALUATE, autoretry_for=TRANSIENT_ERRORS, max_retries=3)
+def evaluate_job(job_pk: int) -> str:
+    """Default queue: the job's evaluation report through the serving replicas; a report
+    whose model is not served yet stays pending, and the reaper sends it again."""
+    return evaluation.evaluation_run(job_id=job_pk)

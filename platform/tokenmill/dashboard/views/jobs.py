@@ -23,6 +23,7 @@ from django.views import View
 from tenants.errors import TenantError
 from tenants.models import Organization, Role
 from tokenmill.catalog.selectors import base_model_list
+from tokenmill.dashboard.evaluation import evaluation_context
 from tokenmill.dashboard.forms import FineTuningJobForm, add_service_error
 from tokenmill.dashboard.job_progress import (
     STATUS_LABELS,
@@ -195,6 +196,7 @@ class JobDetailView(JobsPage):
             **self.live_context(job, job_progress(job, metrics)),
             **self.events_context(job),
             **self.checkpoints_context(job),
+            **evaluation_context(selectors.job_evaluation(tenant=self.tenant, job=job)),
             "chart": job_loss_chart(metrics),
             "chart_points": [p for data in metrics if (p := chart_point(data)) is not None],
             "metrics_cursor": last_metrics_cursor(tenant=self.tenant, job=job) or "",

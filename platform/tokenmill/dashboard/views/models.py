@@ -17,7 +17,7 @@ from tenants.errors import TenantError
 from tenants.models import Organization, Role
 from tokenmill.catalog.selectors import base_model_list
 from tokenmill.dashboard.mixins import TenantMixin
-from tokenmill.finetuning import checkpoint_models, selectors, services
+from tokenmill.finetuning import checkpoint_models, evaluation, selectors, services
 from tokenmill.finetuning.models import JobCheckpoint
 
 PLAYGROUND_URL = "/playground/"
@@ -109,4 +109,6 @@ class CheckpointModelView(TenantMixin, View):
                 request,
                 f"The checkpoint at step {checkpoint.step_number} is now the model {model.model_id}.",
             )
+            if request.POST.get("evaluate"):
+                evaluation.evaluation_for_model(tenant=self.tenant, model=model)
         return redirect("dashboard:job-detail", checkpoint.job.public_id)
