@@ -55,6 +55,13 @@ for _origin in CSRF_TRUSTED_ORIGINS:
             f"https://app.example.com, got {_origin!r}"
         )
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+# The web server (manage.py runweb): on SIGTERM it stops accepting connections and lets
+# the requests and streams in flight finish for up to WEB_DRAIN_SECONDS, then exits.
+WEB_DRAIN_SECONDS = env_int("WEB_DRAIN_SECONDS", 30, minimum=0)
+WEB_WORKERS = env_int("WEB_WORKERS", 1, minimum=1)
+# Proxies whose X-Forwarded-For / X-Forwarded-Proto the server believes (uvicorn's
+# --forwarded-allow-ips): addresses or networks, comma-separated.
+FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 DATABASE_URL = env_url("DATABASE_URL", schemes=("sqlite", "postgres", "postgresql"))
 # The ASGI app (tokenmill/asgi.py) sets TOKENMILL_ASGI before it loads these settings.

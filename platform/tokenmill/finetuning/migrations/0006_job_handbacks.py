@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('finetuning', '0005_fine_tuned_models_from_checkpoints'),
+        ("finetuning", "0005_fine_tuned_models_from_checkpoints"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='finetuningjob',
-            name='handbacks',
+            model_name="finetuningjob",
+            name="handbacks",
             field=models.PositiveIntegerField(default=0),
         ),
     ]
