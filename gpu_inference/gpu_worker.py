@@ -47,7 +47,17 @@ class GpuWorkerConfigError(ValueError):
     """A bad environment value; the message names the variable."""
 
 
+# Every variable this module has read, as tokenmill.env records the platform's: the
+# deploy manifests' test checks that each variable a GPU node is given is one it reads.
+_READ: dict[str, None] = {}
+
+
+def variables_read() -> list[str]:
+    return list(_READ)
+
+
 def env_str(name: str, default: str = "") -> str:
+    _READ.setdefault(name, None)
     return os.environ.get(name, default).strip()
 
 
