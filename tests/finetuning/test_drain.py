@@ -39,11 +39,14 @@ def step_metrics(job: FineTuningJob, attempt: int) -> list[int]:
     )
 
 
+# solo: the task runs in the worker's main process, which Celery's SIGTERM handler runs
+# in; prefork (what production runs): in a child, which learns of it from the drain flag.
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
 def test_a_drained_worker_hands_back_and_the_next_resumes_from_its_checkpoint(
-    fleet, alice_api, acme
+    fleet, alice_api, acme, pool
 ):
     fleet.control()
-    first = fleet.gpu(node=f"gpu-first-{os.getpid()}@%h")
+    first = fleet.gpu(node=f"gpu-first-{os.getpid()}@%h", pool=pool)
     file = make_training_file(acme, chat_examples(20))
     response = alice_api.post(
         "/v1/fine_tuning/jobs",
