@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -193,7 +194,8 @@ def gpu_worker_variables(env: frozenset) -> tuple[str, ...]:
 def _variables(code: str, env: frozenset, what: str) -> tuple[str, ...]:
     environment = {"PATH": os.environ["PATH"], **dict(env)}
     environment["PYTHONPATH"] = f"{ROOT}{os.pathsep}{ROOT / 'platform'}"
-    environment["TOKENMILL_VAR_DIR"] = str(Path(os.environ["TOKENMILL_VAR_DIR"]) / "manifests")
+    var_dir = Path(os.environ.get("TOKENMILL_VAR_DIR") or tempfile.gettempdir())
+    environment["TOKENMILL_VAR_DIR"] = str(var_dir / "manifests")
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
