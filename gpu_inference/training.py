@@ -64,6 +64,9 @@ class TrainingHandedBack(Exception):
 
 STATE_FILE = "state.json"
 OPTIMIZER_FILE = "optimizer.pt"
+# Optimizer states kept beside the checkpoints (AdamW's is twice the trained weights):
+# the latest, and the one before in case the latest checkpoint's report was lost.
+STATES_KEPT = 2
 
 
 class Reporter(Protocol):
@@ -252,6 +255,8 @@ class _Trainer:
 
         final_dir = spec.output_dir / "final"
         _link_copy(path, final_dir)
+        # A finished run resumes nothing: its optimizer states would only take up room.
+        shutil.rmtree(spec.output_dir / "training-state", ignore_errors=True)
         final_metrics = {
             **epoch_metrics,
             "tokens_per_second": round(self.trained_tokens / max(self.train_seconds, 1e-9), 1),
@@ -522,6 +527,7 @@ class _Trainer:
         (staging / STATE_FILE).write_text(json.dumps(position))
         shutil.rmtree(state_dir, ignore_errors=True)
         os.rename(staging, state_dir)
+        _keep_latest_states(state_dir.parent, STATES_KEPT)
         return self._save(model, self.spec.output_dir / "checkpoints" / name)
 
     def _read_state(self) -> dict[str, Any] | None:
@@ -593,3 +599,12 @@ def _link_or_copy(source: str, target: str) -> None:
         os.link(source, target)
     except OSError:  # a file system without hard links
         shutil.copy2(source, target)
+
+
+def _keep_latest_states(folder: Path, keep: int) -> None:
+    states = sorted(
+        (entry for entry in folder.iterdir() if entry.is_dir() and (entry / STATE_FILE).exists()),
+        key=lambda entry: json.loads((entry / STATE_FILE).read_text())["step"],
+    )
+    for stale in states[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)

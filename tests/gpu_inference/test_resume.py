@@ -80,12 +80,28 @@ def test_a_drained_run_saves_where_it_stands_and_resumes_from_there(
 
 def test_a_run_resumes_from_an_epoch_checkpoint(quick_model, pirate_file, tmp_path, uninterrupted):
     whole, _ = uninterrupted
-    spec = make_spec(quick_model, pirate_file, tmp_path / "whole")  # the run above's output
+    spec = make_spec(quick_model, pirate_file, tmp_path / "first")
+    with pytest.raises(TrainingHandedBack) as handed_back:
+        run_training(spec, DrainingReporter(after_steps=5))  # at the end of epoch 1
+    checkpoint = handed_back.value.checkpoint
+    assert checkpoint == tmp_path / "first" / "checkpoints" / "epoch-1"  # no extra save
     second = RecordingReporter()
-    checkpoint = tmp_path / "whole" / "checkpoints" / "epoch-1"
     run_training(resumed_spec(spec, checkpoint, tmp_path / "second"), second)
     assert [m["step"] for m in second.step_metrics] == list(range(6, 16))
     assert losses(second) == pytest.approx({s: losses(whole)[s] for s in range(6, 16)}, rel=1e-4)
+
+
+def test_only_the_latest_optimizer_states_are_kept_and_none_once_finished(
+    quick_model, pirate_file, tmp_path, uninterrupted
+):
+    assert not (tmp_path / "whole" / "training-state").exists()
+    with pytest.raises(TrainingHandedBack):
+        run_training(
+            make_spec(quick_model, pirate_file, tmp_path / "first"),
+            DrainingReporter(after_steps=12),
+        )
+    states = sorted(path.name for path in (tmp_path / "first" / "training-state").iterdir())
+    assert states == ["epoch-2", "step-12"]  # epoch-1's went when step-12's was saved
 
 
 def test_a_hand_back_before_any_new_step_saves_nothing(quick_model, pirate_file, tmp_path):
