@@ -7,6 +7,12 @@ serves both sides. It runs the train task (protocol.TASK_TRAIN) and sends report
 name (protocol.TASK_REPORT) to the control queue, where the platform's control worker
 records them.
 
+Draining: SIGTERM is Celery's warm shutdown (no new task is taken, the running one is
+waited for). A training task would hold the node for hours, so the worker also raises
+its drain flag, and the trainer, between two steps, saves a checkpoint where it stands
+and hands the job back: the platform queues it again at once, and the next worker
+resumes from that checkpoint.
+
 Like every platform worker it also consumes its own probe queue (`probe.<node>`) and
 answers `workers.ping`, so `runplatform`'s supervisor and liveness probes see that it
 still takes tasks, exactly as for the other workers.
@@ -18,12 +24,13 @@ import functools
 import os
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from celery import Celery
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, worker_shutting_down
 from kombu import Exchange, Queue
 
 from gpu_inference import protocol, worker
@@ -40,7 +47,17 @@ class GpuWorkerConfigError(ValueError):
     """A bad environment value; the message names the variable."""
 
 
+# Every variable this module has read, as tokenmill.env records the platform's: the
+# deploy manifests' test checks that each variable a GPU node is given is one it reads.
+_READ: dict[str, None] = {}
+
+
+def variables_read() -> list[str]:
+    return list(_READ)
+
+
 def env_str(name: str, default: str = "") -> str:
+    _READ.setdefault(name, None)
     return os.environ.get(name, default).strip()
 
 
@@ -107,6 +124,7 @@ class GpuSettings:
 
     def __init__(self) -> None:
         var_dir = env_path("TOKENMILL_VAR_DIR", ROOT / "var")
+        self.drain_folder = var_dir / "drain"
         self.broker_url = redis_role("CELERY_BROKER_URL", "broker") or "filesystem://"
         self.broker_folder = var_dir / "broker"
         self.result_backend = redis_role("CELERY_RESULT_BACKEND", "results") or (
@@ -125,6 +143,21 @@ def broker_transport_options(config: GpuSettings) -> dict:
     if config.broker_url.startswith("filesystem://"):
         return filesystem_transport_options(config.broker_folder)
     return {"visibility_timeout": 3600, "unacked_restore_interval": 30}
+
+
+# Set in the worker's main process when it starts a warm shutdown; the solo pool trains
+# in that process. A prefork pool's child sees the drain flag file instead.
+_draining = threading.Event()
+
+
+def drain_flag(config: GpuSettings, node: str) -> Path:
+    """The file whose presence tells the training task that its worker is shutting down."""
+    return config.drain_folder / re.sub(r"[^\w.-]", "-", node)
+
+
+def draining_check(config: GpuSettings, node: str):
+    flag = drain_flag(config, node)
+    return lambda: _draining.is_set() or flag.exists()
 
 
 def probe_queue(node: str) -> Queue:
@@ -185,9 +218,13 @@ def create_app(config: GpuSettings) -> Celery:
     # one attempt (Redis' visibility timeout) stands down on the attempt's claim marker.
     # shared=False: these belong to this app only, never to an app loaded beside it.
     @celery_app.task(
-        name=protocol.TASK_TRAIN, acks_late=True, reject_on_worker_lost=False, shared=False
+        name=protocol.TASK_TRAIN,
+        acks_late=True,
+        reject_on_worker_lost=False,
+        shared=False,
+        bind=True,
     )
-    def train(spec: protocol.JobSpec) -> str:
+    def train(task, spec: protocol.JobSpec) -> str:
         return worker.run_job(
             spec,
             store=ArtifactStore(config.artifact_root),
@@ -196,6 +233,7 @@ def create_app(config: GpuSettings) -> Celery:
             send=functools.partial(send_report, celery_app=celery_app),
             heartbeat_seconds=config.heartbeat_seconds,
             outcome_retry_seconds=config.outcome_retry_seconds,
+            draining=draining_check(config, task.request.hostname or socket.gethostname()),
         )
 
     @celery_app.task(name=PING_TASK, shared=False)
@@ -210,10 +248,22 @@ def create_app(config: GpuSettings) -> Celery:
     return celery_app
 
 
-app = create_app(GpuSettings())
+settings = GpuSettings()
+app = create_app(settings)
 
 
 @celeryd_after_setup.connect
 def consume_own_probe_queue(sender: str, instance, **kwargs) -> None:
     if instance.app is app:
         instance.app.amqp.queues.select_add(probe_queue(sender))
+        # A flag left by an earlier run of this node must not drain the new one.
+        drain_flag(settings, sender).unlink(missing_ok=True)
+
+
+@worker_shutting_down.connect
+def raise_drain_flag(sender: str, how: str = "Warm", **kwargs) -> None:
+    """Runs in the main process, from Celery's SIGTERM (warm) or SIGQUIT (cold) handler."""
+    _draining.set()
+    flag = drain_flag(settings, sender)
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.touch()

@@ -13,7 +13,7 @@ longer the one named by the attempt marker stands down.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 # Task names: tasks are sent by name, so a sender never imports the task's module.
 TASK_PREPARE = "finetuning.prepare"
@@ -39,6 +39,9 @@ class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # The worker was asked to stop (SIGTERM: a drain before a deploy or a scale-down): it
+    # saved a checkpoint where it stood and gives the job back, to be resumed from it.
+    HANDED_BACK = "handed_back"
 
 
 def job_prefix(job_id: str) -> str:
@@ -73,6 +76,33 @@ def outcome_key(job_id: str, attempt: int) -> str:
     return f"{attempt_prefix(job_id, attempt)}/outcome.json"
 
 
+def training_state_key(checkpoint_key: str) -> str:
+    """Where the trainer keeps what resuming from a checkpoint needs besides its weights
+    (optimizer state, the position in the data): beside the checkpoints, not inside one,
+    so a checkpoint made into a model carries none of it to the model servers."""
+    parent, _, name = checkpoint_key.rstrip("/").rpartition("/")
+    folder = parent.rpartition("/")[0]
+    return f"{folder}/training-state/{name}" if folder else f"training-state/{name}"
+
+
+def carried_key(checkpoint_key: str, job_id: str, attempt: int) -> str:
+    """The key a checkpoint of an earlier attempt has once carried into `attempt`."""
+    prefix = job_prefix(job_id) + "/attempt-"
+    if not checkpoint_key.startswith(prefix):
+        raise ValueError(f"{checkpoint_key!r} is not a checkpoint of {job_id}")
+    rest = checkpoint_key[len(prefix) :].partition("/")[2]
+    return f"{attempt_prefix(job_id, attempt)}/{rest}"
+
+
+class Resume(TypedDict):
+    """An attempt that continues an interrupted one: the earlier attempt's checkpoints,
+    oldest first, are carried into this attempt's folder, and training continues from
+    the last of them (its weights, optimizer state and position in the data)."""
+
+    checkpoints: list[str]
+    step: int
+
+
 class SpecHyperparameters(TypedDict):
     n_epochs: int
     batch_size: int
@@ -99,6 +129,8 @@ class JobSpec(TypedDict):
     hyperparameters: SpecHyperparameters
     seed: int
     context_length: int | None
+    # Absent or None: the attempt starts from step 0.
+    resume: NotRequired[Resume | None]
 
 
 class Report(TypedDict):

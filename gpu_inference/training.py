@@ -5,6 +5,14 @@ progress through `reporter` (metrics of kind "step" after every step, of kind "e
 with validation figures after every epoch), writes one checkpoint per epoch under
 output_dir/checkpoints/epoch-N and the result to output_dir/final, and raises
 `TrainingError(code, message)` for every failure, or `TrainingCancelled`.
+
+Resuming: beside each checkpoint, under output_dir/training-state/<checkpoint>, the
+trainer keeps the optimizer state and its position (epoch, batch, step, tokens). A
+spec with `resume_from` (a checkpoint folder) and `resume_state` (its state folder)
+continues from there with the same data order, so an interrupted job loses at most the
+steps after its last checkpoint. A reporter whose `should_hand_back()` turns true (the
+worker is draining) makes the trainer save a checkpoint at the step it stands on and
+raise `TrainingHandedBack`.
 The loss is taken only on trained tokens (`formats.ExampleEncoder` labels), and the
 same seed gives the same losses on CPU with the same thread count (CUDA kernels may
 differ in the last bits from run to run).
@@ -13,6 +21,7 @@ differ in the last bits from run to run).
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import math
 import os
@@ -44,6 +53,23 @@ class TrainingCancelled(Exception):
     """The reporter asked to stop; raised between two steps."""
 
 
+class TrainingHandedBack(Exception):
+    """The worker is stopping: a checkpoint at `step` was saved (and reported) at
+    `checkpoint`, or None when this attempt had trained no step since its start."""
+
+    def __init__(self, step: int, checkpoint: Path | None) -> None:
+        super().__init__(f"handed back at step {step}")
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+STATE_FILE = "state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+# Optimizer states kept beside the checkpoints (AdamW's is twice the trained weights):
+# the latest, and the one before in case the latest checkpoint's report was lost.
+STATES_KEPT = 2
+
+
 class Reporter(Protocol):
     def event(self, level: str, message: str, data: dict[str, Any] | None = None) -> None: ...
     def metrics(self, data: dict[str, Any]) -> None: ...
@@ -69,6 +95,9 @@ class TrainingSpec:
     context_length: int | None = None
     # Without a validation file: the held-out split of the training file to validate on.
     holdout: Holdout | None = None
+    # Optional: continue from this checkpoint and its training state.
+    resume_from: Path | None = None
+    resume_state: Path | None = None
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> TrainingSpec:
@@ -98,6 +127,8 @@ class TrainingSpec:
                 )
                 if spec.get("holdout") and not spec.get("validation_file")
                 else None,
+                resume_from=Path(spec["resume_from"]) if spec.get("resume_from") else None,
+                resume_state=Path(spec["resume_state"]) if spec.get("resume_state") else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TrainingError("invalid_spec", f"bad training spec: {exc!r}") from exc
@@ -119,7 +150,7 @@ def run_training(spec: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     """Train, save per-epoch checkpoints and the final adapter/model; see the module docstring."""
     try:
         return _Trainer(TrainingSpec.from_dict(spec), reporter).run()
-    except (TrainingError, TrainingCancelled):
+    except (TrainingError, TrainingCancelled, TrainingHandedBack):
         raise
     except BaseException as exc:
         if _is_out_of_memory(exc):
@@ -163,6 +194,10 @@ class _Trainer:
         self.step = 0
         self.trained_tokens = 0
         self.train_seconds = 0.0
+        # Where this attempt started: a hand-back before any new step saves nothing.
+        self.first_step = 0
+        self.resumed: dict[str, Any] | None = None
+        self._resuming = False
 
     def run(self) -> dict[str, Any]:
         import torch
@@ -174,6 +209,10 @@ class _Trainer:
         self.device = pick_device()
         train, validation = self._load_data()
         torch.manual_seed(spec.seed)
+        self.steps_per_epoch = math.ceil(len(train) / spec.batch_size)
+        self.total_steps = self.steps_per_epoch * spec.n_epochs
+        state = self._read_state() if spec.resume_from else None
+        self._resuming = state is not None
         model = self._load_model()
         self.pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
         optimizer = torch.optim.AdamW(
@@ -181,8 +220,9 @@ class _Trainer:
             lr=spec.learning_rate,
             weight_decay=0.0,
         )
-        self.steps_per_epoch = math.ceil(len(train) / spec.batch_size)
-        self.total_steps = self.steps_per_epoch * spec.n_epochs
+        start_epoch, skip_batches = 1, 0
+        if state is not None:
+            start_epoch, skip_batches = self._resume(optimizer, state)
         shuffler = torch.Generator().manual_seed(spec.seed)
         self.reporter.event(
             "info",
@@ -190,21 +230,41 @@ class _Trainer:
             f"{self.total_steps} steps on {self.device}",
             {"examples": len(train), "total_steps": self.total_steps, "device": self.device},
         )
+        if state is not None:
+            self.reporter.event(
+                "info",
+                f"Resumed from the checkpoint at step {self.step} "
+                f"(epoch {start_epoch}, {self.total_steps - self.step} steps left)",
+                {"resumed_from_step": self.step, "epoch": start_epoch},
+            )
+        # A run resumed from its last epoch's checkpoint has nothing left to train.
+        path, epoch_metrics = spec.resume_from, {"kind": "epoch", "step": self.step}
         for epoch in range(1, spec.n_epochs + 1):
+            # Every epoch's order is drawn, also the ones a resumed run skips, so the
+            # generator stands where an uninterrupted run would.
             order = torch.randperm(len(train), generator=shuffler).tolist()
-            epoch_metrics = self._train_epoch(model, optimizer, [train[i] for i in order], epoch)
+            if epoch < start_epoch:
+                continue
+            skip, skip_batches = skip_batches, 0
+            epoch_metrics = self._train_epoch(
+                model, optimizer, [train[i] for i in order], epoch, skip=skip
+            )
             if validation:
                 epoch_metrics["valid_loss"], epoch_metrics["valid_token_accuracy"] = self._evaluate(
                     model, validation
                 )
             self.reporter.metrics(epoch_metrics)
-            path = self._save(model, spec.output_dir / "checkpoints" / f"epoch-{epoch}")
+            path = self._checkpoint(
+                model, optimizer, f"epoch-{epoch}", epoch=epoch, batches_done=0, sums=None
+            )
             self.reporter.checkpoint(
                 {"epoch": epoch, "step": self.step, "path": str(path), "metrics": epoch_metrics}
             )
 
         final_dir = spec.output_dir / "final"
         _link_copy(path, final_dir)
+        # A finished run resumes nothing: its optimizer states would only take up room.
+        shutil.rmtree(spec.output_dir / "training-state", ignore_errors=True)
         final_metrics = {
             **epoch_metrics,
             "tokens_per_second": round(self.trained_tokens / max(self.train_seconds, 1e-9), 1),
@@ -252,16 +312,25 @@ class _Trainer:
         return train, validation
 
     def _train_epoch(
-        self, model: Any, optimizer: Any, examples: list[Encoded], epoch: int
+        self, model: Any, optimizer: Any, examples: list[Encoded], epoch: int, *, skip: int = 0
     ) -> dict[str, Any]:
         import torch
 
         model.train()
         loss_total = correct_total = targets_total = 0.0
+        if skip and self.resumed:  # the resumed epoch's sums so far
+            loss_total, correct_total, targets_total = self.resumed["epoch_sums"]
+        hand_back = getattr(self.reporter, "should_hand_back", None)
         for index, start in enumerate(range(0, len(examples), self.spec.batch_size), start=1):
+            if index <= skip:
+                continue  # trained before the interruption
             if self.reporter.should_cancel():
                 raise TrainingCancelled(
                     f"job {self.spec.job_id} cancelled before step {self.step + 1}/{self.total_steps}"
+                )
+            if hand_back is not None and hand_back():
+                raise self._hand_back(
+                    model, optimizer, epoch, index - 1, (loss_total, correct_total, targets_total)
                 )
             began = time.perf_counter()
             batch = self._collate(examples[start : start + self.spec.batch_size])
@@ -328,17 +397,30 @@ class _Trainer:
             )
         return encoded
 
+    @property
+    def resumed_weights(self) -> Path | None:
+        return self.spec.resume_from if self._resuming else None
+
     def _load_model(self) -> Any:
         import torch
         from transformers import AutoModelForCausalLM
 
+        resume = self.resumed_weights
+        full_resume = resume is not None and self.spec.method == "full"
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                str(self.spec.base_model_path), dtype=torch.float32
+                str(resume if full_resume else self.spec.base_model_path), dtype=torch.float32
             )
         except (OSError, ValueError) as exc:
             raise TrainingError("base_model_not_found", "the base model cannot be loaded") from exc
-        if self.spec.method == "lora":
+        if self.spec.method == "lora" and resume is not None:
+            from peft import PeftModel
+
+            from gpu_inference.runtime import peft_deprecation_silenced
+
+            with peft_deprecation_silenced():
+                model = PeftModel.from_pretrained(model, str(resume), is_trainable=True)
+        elif self.spec.method == "lora":
             from peft import LoraConfig, get_peft_model
 
             from gpu_inference.runtime import peft_deprecation_silenced
@@ -406,6 +488,106 @@ class _Trainer:
             return None, None
         return loss_total / targets_total, correct_total / targets_total
 
+    def _hand_back(
+        self, model: Any, optimizer: Any, epoch: int, batches_done: int, sums: tuple
+    ) -> TrainingHandedBack:
+        """Save where training stands (between two steps) and say so."""
+        if self.step == self.first_step:
+            return TrainingHandedBack(self.step, None)  # nothing new to keep
+        if batches_done == 0:  # at an epoch's end: its checkpoint was just saved
+            path = self.spec.output_dir / "checkpoints" / f"epoch-{epoch - 1}"
+            return TrainingHandedBack(self.step, path)
+        path = self._checkpoint(
+            model, optimizer, f"step-{self.step}", epoch=epoch, batches_done=batches_done, sums=sums
+        )
+        self.reporter.checkpoint(
+            {"epoch": epoch - 1, "step": self.step, "path": str(path), "metrics": {}}
+        )
+        self.reporter.event(
+            "info",
+            f"The worker is stopping: saved a checkpoint at step {self.step}/{self.total_steps} "
+            "to resume from",
+            {"step": self.step},
+        )
+        return TrainingHandedBack(self.step, path)
+
+    def _checkpoint(
+        self,
+        model: Any,
+        optimizer: Any,
+        name: str,
+        *,
+        epoch: int,
+        batches_done: int,
+        sums: tuple | None,
+    ) -> Path:
+        """The training state first, then the weights: a checkpoint that is there always
+        has the state it resumes from."""
+        import torch
+
+        state_dir = self.spec.output_dir / "training-state" / name
+        staging = state_dir.with_name(state_dir.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        torch.save(optimizer.state_dict(), staging / OPTIMIZER_FILE)
+        position = {
+            # The epoch in progress and the batches of it done (0: it has not begun).
+            "epoch": epoch + 1 if batches_done == 0 else epoch,
+            "batches_done": batches_done,
+            "step": self.step,
+            "trained_tokens": self.trained_tokens,
+            "train_seconds": self.train_seconds,
+            "epoch_sums": list(sums) if sums else [0.0, 0.0, 0.0],
+            "total_steps": self.total_steps,
+            "batch_size": self.spec.batch_size,
+        }
+        (staging / STATE_FILE).write_text(json.dumps(position))
+        shutil.rmtree(state_dir, ignore_errors=True)
+        os.rename(staging, state_dir)
+        _keep_latest_states(state_dir.parent, STATES_KEPT)
+        return self._save(model, self.spec.output_dir / "checkpoints" / name)
+
+    def _read_state(self) -> dict[str, Any] | None:
+        """The resume state, checked against this run; None (start over, saying why)
+        when it is missing or was saved for other data or hyperparameters."""
+        spec = self.spec
+        state = None
+        if spec.resume_state is not None:
+            try:
+                state = json.loads((spec.resume_state / STATE_FILE).read_text())
+            except (OSError, ValueError):
+                state = None
+        weights = ("adapter_config.json" if spec.method == "lora" else "config.json",)
+        has_weights = all((spec.resume_from / name).is_file() for name in weights)
+        reason = None
+        if state is None or not has_weights:
+            reason = "its saved state is missing"
+        elif (state.get("total_steps"), state.get("batch_size")) != (
+            self.total_steps,
+            spec.batch_size,
+        ):
+            reason = "it was saved for other data or hyperparameters"
+        if reason:
+            self.reporter.event(
+                "warning", f"Cannot resume from the checkpoint ({reason}); starting from step 0"
+            )
+            return None
+        return state
+
+    def _resume(self, optimizer: Any, state: dict[str, Any]) -> tuple[int, int]:
+        import torch
+
+        optimizer.load_state_dict(
+            torch.load(
+                self.spec.resume_state / OPTIMIZER_FILE, map_location=self.device, weights_only=True
+            )
+        )
+        self.step = self.first_step = int(state["step"])
+        self.trained_tokens = int(state["trained_tokens"])
+        self.train_seconds = float(state["train_seconds"])
+        self.resumed = state
+        return int(state["epoch"]), int(state["batches_done"])
+
     def _save(self, model: Any, target: Path) -> Path:
         """Adapter (or full model) and tokenizer; written beside target then renamed, so never half there."""
         staging = target.with_name(target.name + ".partial")
@@ -434,3 +616,12 @@ def _link_or_copy(source: str, target: str) -> None:
         os.link(source, target)
     except OSError:  # a file system without hard links
         shutil.copy2(source, target)
+
+
+def _keep_latest_states(folder: Path, keep: int) -> None:
+    states = sorted(
+        (entry for entry in folder.iterdir() if entry.is_dir() and (entry / STATE_FILE).exists()),
+        key=lambda entry: json.loads((entry / STATE_FILE).read_text())["step"],
+    )
+    for stale in states[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)

@@ -22,7 +22,12 @@ from typing import Any
 
 from gpu_inference import protocol
 from gpu_inference.artifacts import ArtifactStore
-from gpu_inference.training import TrainingCancelled, TrainingError, internal_error_message
+from gpu_inference.training import (
+    TrainingCancelled,
+    TrainingError,
+    TrainingHandedBack,
+    internal_error_message,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +70,14 @@ class ControlReporter:
     """
 
     def __init__(
-        self, spec: protocol.JobSpec, store: ArtifactStore, send: Send, scrubber: PathScrubber
+        self,
+        spec: protocol.JobSpec,
+        store: ArtifactStore,
+        send: Send,
+        scrubber: PathScrubber,
+        draining: Callable[[], bool] = lambda: False,
     ):
+        self.draining = draining
         self.job_id = spec["job_id"]
         self.attempt = spec["attempt"]
         self.store = store
@@ -172,6 +183,11 @@ class ControlReporter:
             out.write(socket.gethostname())
         return True
 
+    def should_hand_back(self) -> bool:
+        """True once the worker is shutting down (SIGTERM): the trainer saves a checkpoint
+        where it stands and the job goes back to the queue, to resume from it."""
+        return self.draining()
+
     def should_cancel(self) -> bool:
         """True when this attempt was cancelled or superseded by a newer one."""
         if self._stopping:
@@ -196,9 +212,51 @@ class Heartbeat(threading.Thread):
             self.reporter.send(protocol.ReportKind.HEARTBEAT, {})  # logs a broker blip
 
 
-def training_spec(spec: protocol.JobSpec, store: ArtifactStore, model_root: Path) -> dict:
+def carry_checkpoints(spec: protocol.JobSpec, store: ArtifactStore) -> dict[str, str]:
+    """Copy the interrupted attempt's checkpoints (and the last one's training state) into
+    this attempt's folder, before the platform hears that this attempt started (it then
+    deletes the earlier attempts' folders). Returns {earlier key: key here}; empty when
+    there is nothing to resume from or it is gone (the attempt then starts at step 0)."""
+    resume = spec.get("resume")
+    if not resume or not resume["checkpoints"]:
+        return {}
+    job_id, attempt = spec["job_id"], spec["attempt"]
+    carried: dict[str, str] = {}
+    try:
+        for key in resume["checkpoints"]:
+            carried[key] = protocol.carried_key(key, job_id, attempt)
+            store.copy_tree(key, carried[key])
+        last = resume["checkpoints"][-1]
+        store.copy_tree(
+            protocol.training_state_key(last), protocol.training_state_key(carried[last])
+        )
+    except (FileNotFoundError, ValueError):
+        logger.warning(
+            "job %s attempt %s cannot resume from %s; it starts from step 0",
+            job_id,
+            attempt,
+            resume["checkpoints"][-1],
+            exc_info=True,
+        )
+        for key in carried.values():
+            store.delete(key)
+        return {}
+    return carried
+
+
+def training_spec(
+    spec: protocol.JobSpec,
+    store: ArtifactStore,
+    model_root: Path,
+    carried: dict[str, str] | None = None,
+) -> dict:
     """The trainer's spec: the job spec's keys resolved against this worker's folders."""
+    resume_key = list(carried.values())[-1] if carried else None
     return {
+        "resume_from": str(store.path(resume_key)) if resume_key else None,
+        "resume_state": str(store.path(protocol.training_state_key(resume_key)))
+        if resume_key
+        else None,
         "job_id": spec["job_id"],
         "base_model_path": str(Path(model_root) / spec["base_model_path"]),
         "training_file": str(store.path(spec["training_file"])),
@@ -243,10 +301,11 @@ def run_job(
     heartbeat_seconds: float,
     outcome_retry_seconds: float = OUTCOME_RETRY_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
+    draining: Callable[[], bool] = lambda: False,
 ) -> str:
     """Train one attempt of a job and report how it ended. Returns the outcome."""
     scrubber = PathScrubber(store.root, model_root)
-    reporter = ControlReporter(spec, store, send, scrubber)
+    reporter = ControlReporter(spec, store, send, scrubber, draining)
 
     def finish(outcome: dict) -> str:
         reporter.send_outcome(outcome, retry_seconds=outcome_retry_seconds, sleep=sleep)
@@ -262,13 +321,21 @@ def run_job(
     if reporter.should_cancel():
         # Cancelled (or superseded) while it waited in the queue: never start.
         return finish({"status": protocol.Outcome.CANCELLED})
-    reporter.send(protocol.ReportKind.STARTED, {"worker": socket.gethostname()})
+    carried = carry_checkpoints(spec, store)
+    reporter.send(protocol.ReportKind.STARTED, {"worker": socket.gethostname(), "carried": carried})
     heartbeat = Heartbeat(reporter, heartbeat_seconds)
     heartbeat.start()
     try:
-        result = load_trainer(trainer)(training_spec(spec, store, model_root), reporter)
+        result = load_trainer(trainer)(training_spec(spec, store, model_root, carried), reporter)
     except TrainingCancelled:
         outcome = {"status": protocol.Outcome.CANCELLED}
+    except TrainingHandedBack as handed_back:
+        checkpoint = handed_back.checkpoint
+        outcome = {
+            "status": protocol.Outcome.HANDED_BACK,
+            "step": handed_back.step,
+            "checkpoint": reporter.store_key(checkpoint) if checkpoint else None,
+        }
     except TrainingError as error:
         outcome = {"status": protocol.Outcome.FAILED, "code": error.code, "message": error.message}
     except Exception as error:

@@ -121,11 +121,15 @@ class Fleet:
             "default,control", {**self.common, "DATABASE_URL": worker_database_url(), **env}
         )
 
-    def gpu(self, *, node: str | None = None, **env) -> subprocess.Popen:
+    def gpu(self, *, node: str | None = None, pool: str = "solo", **env) -> subprocess.Popen:
         """A GPU worker on the GPU nodes' own app, in a GPU node's environment (gpu_node_env)."""
         trainer = {"TRAINER": self.trainer} if self.trainer else {}
         process = start_worker(
-            "gpu", full_env=gpu_node_env({**self.common, **trainer, **env}), app=GPU_APP, node=node
+            "gpu",
+            full_env=gpu_node_env({**self.common, **trainer, **env}),
+            app=GPU_APP,
+            node=node,
+            pool=pool,
         )
         self.processes.append(process)
         return process

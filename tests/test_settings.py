@@ -119,8 +119,8 @@ def failure(result: subprocess.CompletedProcess) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
-STRONG_SECRET = "kV3q9Tz-7bLw2RfN8xYp4HcJ6mDs1GaE5uQo0WiB"
-STRONG_HASH_SECRET = "Zr8Kp2Lx6Vn4Qw9Bt1Hm7Jc3Fs5Dg0AyUeNoTi"
+STRONG_SECRET = "kV3q9Tz-7bLw2RfN8xYp4HcJ6mDs1GaE5uQo0WiB-r4Nd0mTa1lXy"
+STRONG_HASH_SECRET = "Zr8Kp2Lx6Vn4Qw9Bt1Hm7Jc3Fs5Dg0AyUeNoTi-9sQmZ2wKv7Lp"
 HINT = "(generate one: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
 
 
@@ -134,7 +134,11 @@ def test_production_without_a_secret_key_refuses_to_start(tmp_path):
 
 def test_production_with_strong_secrets_starts(tmp_path):
     result = import_settings(
-        tmp_path, DEBUG="false", SECRET_KEY=STRONG_SECRET, API_KEY_HASH_SECRET=STRONG_HASH_SECRET
+        tmp_path,
+        DEBUG="false",
+        SECRET_KEY=STRONG_SECRET,
+        API_KEY_HASH_SECRET=STRONG_HASH_SECRET,
+        ALLOWED_HOSTS="api.example.com",
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["debug"] is False
@@ -151,8 +155,8 @@ def test_production_does_not_hash_keys_with_the_secret_key_by_default(tmp_path):
 @pytest.mark.parametrize(
     ("variable", "value", "why"),
     [
-        ("SECRET_KEY", "x", "is too weak: use at least 32 random characters"),
-        ("SECRET_KEY", "ab" * 30, "is too weak: use at least 32 random characters"),
+        ("SECRET_KEY", "x", "is too weak: use at least 50 random characters"),
+        ("SECRET_KEY", "ab" * 30, "is too weak: use at least 50 random characters"),
         (
             "SECRET_KEY",
             "django-insecure-" + STRONG_SECRET,
@@ -166,7 +170,7 @@ def test_production_does_not_hash_keys_with_the_secret_key_by_default(tmp_path):
         (
             "API_KEY_HASH_SECRET",
             "short-but-random-9f3",
-            "is too weak: use at least 32 random characters",
+            "is too weak: use at least 50 random characters",
         ),
     ],
     ids=["one-char", "few-distinct", "django-insecure", "change-me", "short"],
@@ -284,6 +288,7 @@ def test_production_hashes_keys_with_the_secret_key_only_when_told_to(tmp_path):
         SECRET_KEY=STRONG_SECRET,
         API_KEY_HASH_SECRET=STRONG_SECRET,
         API_KEY_HASH_SECRET_IS_SECRET_KEY="true",
+        ALLOWED_HOSTS="api.example.com",
     )
     assert result.returncode == 0, result.stderr
 

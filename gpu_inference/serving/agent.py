@@ -216,7 +216,7 @@ def _listen(
             stop.wait(2)
 
 
-def main(argv: list[str] | None = None) -> None:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--base-model", required=True, help="the manifest to follow, e.g. tiny-chat"
@@ -235,6 +235,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--check", type=float, default=2.0, help="seconds between checks of vLLM")
     parser.add_argument("--name", help="this agent's wake-up queue (stable across restarts)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argument_parser()
     args = parser.parse_args(argv)
     name = args.name or f"{socket.gethostname()}-{args.base_model}-{urlsplit(args.vllm_url).port}"
     logging.basicConfig(

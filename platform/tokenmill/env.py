@@ -12,8 +12,18 @@ from django.core.exceptions import ImproperlyConfigured
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
+# Every variable a helper has read in this process, in order: what the settings read is
+# knowable from outside (the deploy manifests' test checks each variable they set).
+_READ: dict[str, None] = {}
+
+
+def variables_read() -> list[str]:
+    """The names of the environment variables the helpers read so far, first read first."""
+    return list(_READ)
+
 
 def env_str(name: str, default: str = "") -> str:
+    _READ.setdefault(name, None)
     return os.environ.get(name, default).strip()
 
 
@@ -74,7 +84,8 @@ def env_url(name: str, *, schemes: tuple[str, ...]) -> str:
     return value
 
 
-SECRET_MIN_LENGTH = 32
+# Django's own deploy check (security.W009) asks for 50 characters.
+SECRET_MIN_LENGTH = 50
 SECRET_MIN_DISTINCT = 10
 # Words that mark a value copied from a template or a tutorial rather than generated.
 _PLACEHOLDER_WORDS = (

@@ -33,9 +33,35 @@ if not DEBUG and API_KEY_HASH_SECRET == SECRET_KEY and not API_KEY_HASH_SECRET_I
         "SECRET_KEY valid, set API_KEY_HASH_SECRET_IS_SECRET_KEY=true until they are replaced"
     )
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+# Strict hosts: production names its own (no default, no "*"), so a request for another
+# Host header (DNS rebinding, a poisoned reset link) is refused before any view runs.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must be set when DEBUG is off: the host names this site answers to, "
+        "comma-separated (e.g. api.example.com,.example.com)"
+    )
+if not DEBUG and "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must name the site's hosts when DEBUG is off, not '*'"
+    )
+# Origins (scheme and host) whose forms may post here, for a dashboard served under
+# another name than the request's Host (e.g. https://app.example.com).
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"CSRF_TRUSTED_ORIGINS must list origins with their scheme, such as "
+            f"https://app.example.com, got {_origin!r}"
+        )
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+# The web server (manage.py runweb): on SIGTERM it stops accepting connections and lets
+# the requests and streams in flight finish for up to WEB_DRAIN_SECONDS, then exits.
+WEB_DRAIN_SECONDS = env_int("WEB_DRAIN_SECONDS", 30, minimum=0)
+WEB_WORKERS = env_int("WEB_WORKERS", 1, minimum=1)
+# Proxies whose X-Forwarded-For / X-Forwarded-Proto the server believes (uvicorn's
+# --forwarded-allow-ips): addresses or networks, comma-separated.
+FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 DATABASE_URL = env_url("DATABASE_URL", schemes=("sqlite", "postgres", "postgresql"))
 # The ASGI app (tokenmill/asgi.py) sets TOKENMILL_ASGI before it loads these settings.
@@ -209,9 +235,32 @@ SUPPORT_EMAIL = env_str("SUPPORT_EMAIL")
 # Links in e-mails (invitations) point here.
 PUBLIC_URL = env_str("PUBLIC_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
 
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# HTTPS. With DEBUG off: cookies only over HTTPS, HSTS for a year with subdomains, and
+# plain HTTP redirected to HTTPS; each can be turned down by its variable.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", str(not DEBUG))
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", str(not DEBUG))
 SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", str(not DEBUG))
+# Preloading is a promise to browsers that is slow to take back: only on request.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", "false")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", str(not DEBUG))
+# Probes and scrapers call these over plain HTTP from inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# Behind a TLS-terminating proxy, Django sees plain HTTP; it may believe the proxy's
+# header (X-Forwarded-Proto: https) only when the proxy always sets it, overwriting any
+# a client sent: say so by naming the header. Unset, no header is trusted.
+PROXY_SSL_HEADER = env_str("PROXY_SSL_HEADER")
+if PROXY_SSL_HEADER:
+    if not PROXY_SSL_HEADER.replace("-", "").isalnum():
+        raise ImproperlyConfigured(
+            f"PROXY_SSL_HEADER must be a header name such as X-Forwarded-Proto, "
+            f"got {PROXY_SSL_HEADER!r}"
+        )
+    SECURE_PROXY_SSL_HEADER = (f"HTTP_{PROXY_SSL_HEADER.upper().replace('-', '_')}", "https")
+if not DEBUG and not SECURE_HSTS_PRELOAD:
+    # check --deploy asks for preload whenever HSTS is on; leaving it off is the choice above.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7, minimum=1)
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 300, minimum=0)

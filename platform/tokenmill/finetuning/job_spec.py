@@ -11,7 +11,7 @@ from gpu_inference.holdout import holdout_for
 from tokenmill.catalog.models import BaseModel
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store
-from tokenmill.finetuning.models import FineTuningJob
+from tokenmill.finetuning.models import FineTuningJob, JobCheckpoint
 
 
 def dataset_statistics(job: FineTuningJob) -> dict:
@@ -73,4 +73,25 @@ def build_spec(job: FineTuningJob) -> protocol.JobSpec:
         "seed": job.seed,
         # The catalog's context, so training truncates exactly where the estimate did.
         "context_length": job.base_model.context_length,
+        "resume": resume_point(job),
     }
+
+
+def resume_point(job: FineTuningJob) -> protocol.Resume | None:
+    """An attempt that follows an interrupted one (a lost or drained worker) continues
+    from the last checkpoint recorded for it, carrying its earlier checkpoints along.
+    The first attempt, and the first after an operator's retry, start from step 0."""
+    if job.attempt - 1 <= job.attempt_base:
+        return None
+    # Each start deletes the checkpoints of the attempts before it (or carries them over),
+    # so those left belong to the last attempt that started.
+    earlier = JobCheckpoint.unscoped.filter(job=job, attempt__lt=job.attempt)
+    last_started = earlier.order_by("-attempt").values_list("attempt", flat=True).first()
+    if last_started is None:
+        return None
+    checkpoints = list(
+        earlier.filter(attempt=last_started)
+        .order_by("step_number")
+        .values_list("artifact_key", "step_number")
+    )
+    return {"checkpoints": [key for key, _ in checkpoints], "step": checkpoints[-1][1]}

@@ -72,6 +72,9 @@ class FineTuningJob(models.Model):
     attempt = models.PositiveIntegerField(default=1)
     # Attempts made before an operator's last retry; the reaper's bound counts from here.
     attempt_base = models.PositiveIntegerField(default=0)
+    # Attempts since then that a draining worker handed back (SIGTERM): not the job's
+    # fault, so they do not count against JOB_MAX_ATTEMPTS.
+    handbacks = models.PositiveIntegerField(default=0)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -15,7 +15,7 @@ from gpu_inference import protocol
 from tokenmill.files.storage_usage import stored_artifact_measure
 from tokenmill.finetuning import adapters, control, evaluation
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobCheckpoint, JobEvent
-from tokenmill.finetuning.services import event_add, mark_failed
+from tokenmill.finetuning.services import event_add, job_requeue, mark_failed
 from tokenmill.finetuning.signals import job_succeeded
 
 Status = FineTuningJob.Status
@@ -151,15 +151,49 @@ def _record_started(job: FineTuningJob, attempt: int, payload: dict, at: datetim
         if not started:
             return
         event_add(job, "Fine-tuning job started", at=at)
-        # What earlier attempts left is dead: their checkpoints, metrics and folders.
+        resumed_from = _carry_checkpoints(job, attempt, payload.get("carried") or {})
+        # What earlier attempts left and this one does not continue is dead: their other
+        # checkpoints, the metrics past the resumed step, and their folders.
         JobCheckpoint.unscoped.filter(job=job, attempt__lt=attempt).delete()
-        JobEvent.unscoped.filter(job=job, type=JobEvent.Type.METRICS, attempt__lt=attempt).delete()
+        stale_metrics = JobEvent.unscoped.filter(
+            job=job, type=JobEvent.Type.METRICS, attempt__lt=attempt
+        )
+        if resumed_from is not None:
+            stale_metrics = stale_metrics.exclude(data__step__lte=resumed_from)
+        stale_metrics.delete()
 
         def delete_superseded() -> None:
             control.delete_superseded_attempts(job.public_id, attempt)
             _measure_job_folder(job)
 
         transaction.on_commit(delete_superseded)
+
+
+def _carry_checkpoints(job: FineTuningJob, attempt: int, carried: dict[str, str]) -> int | None:
+    """The checkpoints an attempt that resumes took over from the interrupted one (the
+    worker copied their folders): they become this attempt's, and so do the models made
+    from them. Returns the step it resumes from, or None when it starts afresh."""
+    rows = list(
+        JobCheckpoint.unscoped.filter(job=job, attempt__lt=attempt, artifact_key__in=carried)
+    )
+    for row in rows:
+        new_key = carried[row.artifact_key]
+        JobCheckpoint.unscoped.filter(pk=row.pk).update(attempt=attempt, artifact_key=new_key)
+        if FineTunedModel.unscoped.filter(checkpoint=row).update(artifact_key=new_key):
+            adapters.adapters_publish_on_commit(base_model=job.base_model)
+    return max((row.step_number for row in rows), default=None)
+
+
+def _handed_back(job: FineTuningJob, payload: dict, at: datetime) -> None:
+    """A draining worker gave the job back: queue it again now, to resume at once."""
+    job_requeue(job, handed_back=True)
+    step = payload.get("step", 0)
+    where = f"it resumes from its checkpoint at step {step}" if step else "it starts at step 0"
+    event_add(
+        job,
+        f"The worker running the job was stopped (a drain); the job is queued again and {where}.",
+        at=at,
+    )
 
 
 def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetime) -> bool:
@@ -180,6 +214,8 @@ def _record_outcome(job: FineTuningJob, attempt: int, payload: dict, at: datetim
             )
         elif status == protocol.Outcome.SUCCEEDED:
             mark_succeeded(job, payload, at=at, now=now)
+        elif status == protocol.Outcome.HANDED_BACK:
+            _handed_back(job, payload, at)
         else:
             mark_failed(
                 job,

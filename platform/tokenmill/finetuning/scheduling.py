@@ -12,7 +12,7 @@ from tenants.models import Organization
 from tokenmill.files.models import File
 from tokenmill.finetuning import control, job_spec, reports
 from tokenmill.finetuning.models import FineTuningJob
-from tokenmill.finetuning.services import event_add, mark_failed
+from tokenmill.finetuning.services import attempts_made, event_add, job_requeue, mark_failed
 
 Status = FineTuningJob.Status
 
@@ -109,12 +109,12 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
             heard_from = job.last_heartbeat_at and job.last_heartbeat_at >= silent_since
             if job.released_at is not None or heard_from:  # it spoke up since the query
                 continue
-            made = job.attempt - job.attempt_base  # attempts since the last operator retry
+            made = attempts_made(job)
             if job.status == Status.CANCELLED:
                 FineTuningJob.unscoped.filter(pk=job.pk).update(released_at=now)
                 counts["released"] += 1
             elif made < settings.JOB_MAX_ATTEMPTS:
-                _requeue(job)
+                job_requeue(job)
                 event_add(
                     job,
                     f"The worker running attempt {made} stopped responding; the job is "
@@ -148,7 +148,7 @@ def requeue_or_fail_lost_jobs(*, now=None) -> dict[str, int]:
                 .first()
             )
             if still_unstarted is not None:
-                _requeue(still_unstarted)
+                job_requeue(still_unstarted)
                 counts["redispatched"] += 1
     return counts
 
@@ -159,21 +159,6 @@ def _record_stored_outcome(job: FineTuningJob) -> bool:
     store rather than train the job again. Recording is idempotent, like any report."""
     report = control.stored_outcome(job.public_id, job.attempt)
     return report is not None and reports.record(report)
-
-
-def _requeue(job: FineTuningJob) -> None:
-    """Back to the queue as the next attempt: the old attempt's reports are refused from
-    now on, and its worker, if it still runs, stands down at its next step."""
-    attempt = job.attempt + 1
-    FineTuningJob.unscoped.filter(pk=job.pk).update(
-        status=Status.QUEUED,
-        attempt=attempt,
-        dispatched_at=None,
-        worker="",
-        last_heartbeat_at=None,
-        estimated_finish=None,
-    )
-    transaction.on_commit(lambda: control.mark_current_attempt(job.public_id, attempt))
 
 
 def jobs_prepare_after_validation(*, tenant: Organization, file_id: int) -> int:

@@ -5,6 +5,7 @@ import random
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from gpu_inference.formats import InvalidExample
@@ -262,6 +263,29 @@ def job_cancel(*, tenant: Organization, job: FineTuningJob) -> FineTuningJob:
     return job
 
 
+def job_requeue(job: FineTuningJob, *, handed_back: bool = False) -> None:
+    """Back to the queue as the next attempt: the old attempt's reports are refused from
+    now on, and its worker, if it still runs, stands down at its next step. The next
+    attempt resumes from the old one's last checkpoint (job_spec.resume_point).
+    `handed_back`: a draining worker gave the job back; that attempt is not counted."""
+    attempt = job.attempt + 1
+    FineTuningJob.unscoped.filter(pk=job.pk).update(
+        status=Status.QUEUED,
+        attempt=attempt,
+        dispatched_at=None,
+        worker="",
+        last_heartbeat_at=None,
+        estimated_finish=None,
+        handbacks=F("handbacks") + (1 if handed_back else 0),
+    )
+    transaction.on_commit(lambda: control.mark_current_attempt(job.public_id, attempt))
+
+
+def attempts_made(job: FineTuningJob) -> int:
+    """Attempts since the operator's last retry that count against JOB_MAX_ATTEMPTS."""
+    return job.attempt - job.attempt_base - job.handbacks
+
+
 def job_retry(*, job: FineTuningJob) -> FineTuningJob:
     """An operator's retry of a failed or cancelled job: it goes through the queue again,
     as a new attempt (the old one's cancel marker and reports cannot reach it)."""
@@ -276,6 +300,7 @@ def job_retry(*, job: FineTuningJob) -> FineTuningJob:
         job.error = None
         job.finished_at = job.dispatched_at = job.released_at = job.last_heartbeat_at = None
         job.attempt_base = job.attempt
+        job.handbacks = 0
         job.attempt += 1
         job.save()
         event_add(job, "Retried by an operator")

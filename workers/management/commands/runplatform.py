@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from workers.model_servers import ModelServers
 from workers.supervisor import Child, GaveUp, Supervisor
+from workers.web import web_argv
 
 
 def platform_children(*, host: str, port: int) -> list[Child]:
@@ -38,17 +39,7 @@ def platform_children(*, host: str, port: int) -> list[Child]:
     return [
         Child(
             "web",
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "tokenmill.asgi:application",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
+            web_argv(host=host, port=port),
             health_url=f"http://{host}:{port}/v1/models",  # any answer, a 401 too
         ),
         # Validation and preparation; reports and the reaper have a worker of their own
@@ -98,6 +89,8 @@ class Command(BaseCommand):
             app=app,
             probe_every=settings.WORKER_PROBE_SECONDS,
             probe_timeout=settings.WORKER_PROBE_TIMEOUT,
+            # Long enough for the web's drain (streams in flight) and a GPU worker's hand-back.
+            stop_grace=max(10.0, settings.WEB_DRAIN_SECONDS + 5.0),
             report=lambda line: self.stderr.write(line),
         )
         supervisor.start()
