@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpu_inference import protocol
+from gpu_inference import protocol, telemetry
 from gpu_inference.artifacts import ArtifactStore
 from gpu_inference.training import TrainingCancelled, TrainingError, internal_error_message
 
@@ -192,6 +192,7 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        telemetry.bind(job_id=self.reporter.job_id)  # a thread starts with no context
         while not self.stopped.wait(self.every):
             self.reporter.send(protocol.ReportKind.HEARTBEAT, {})  # logs a broker blip
 
@@ -244,6 +245,30 @@ def run_job(
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Train one attempt of a job and report how it ended. Returns the outcome."""
+    with telemetry.log_context(job_id=spec["job_id"]):
+        return _run_job(
+            spec,
+            store=store,
+            model_root=model_root,
+            trainer=trainer,
+            send=send,
+            heartbeat_seconds=heartbeat_seconds,
+            outcome_retry_seconds=outcome_retry_seconds,
+            sleep=sleep,
+        )
+
+
+def _run_job(
+    spec: protocol.JobSpec,
+    *,
+    store: ArtifactStore,
+    model_root: Path,
+    trainer: str,
+    send: Send,
+    heartbeat_seconds: float,
+    outcome_retry_seconds: float,
+    sleep: Callable[[float], None],
+) -> str:
     scrubber = PathScrubber(store.root, model_root)
     reporter = ControlReporter(spec, store, send, scrubber)
 

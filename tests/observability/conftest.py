@@ -1,0 +1,56 @@
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.gateway.conftest import (  # noqa: F401
+    asgi_connections,
+    backend,
+    backends,
+    call,
+    fine_tuned,
+    gateway,
+)
+
+METRICS_TOKEN = "metrics-token-for-tests"
+
+
+@pytest.fixture
+def metrics_token(settings):
+    settings.METRICS_TOKEN = METRICS_TOKEN
+    return METRICS_TOKEN
+
+
+@pytest.fixture
+def scrape(gateway, metrics_token):  # noqa: F811
+    """`scrape()`: the live /metrics, parsed; `scrape().value(name, **labels)` sums samples."""
+
+    def get() -> "Scrape":
+        response = httpx.get(
+            gateway.url + "/metrics", headers={"authorization": f"Bearer {metrics_token}"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/plain")
+        return Scrape(response.text)
+
+    return get
+
+
+class Scrape:
+    def __init__(self, text: str):
+        self.text = text
+        self.samples = [
+            sample for family in text_string_to_metric_families(text) for sample in family.samples
+        ]
+
+    def value(self, name: str, **labels: str) -> float:
+        return sum(
+            sample.value
+            for sample in self.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
+    def has(self, name: str, **labels: str) -> bool:
+        return any(
+            sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+            for sample in self.samples
+        )
