@@ -1,7 +1,12 @@
+import io
+import json
+import logging
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gpu_inference import telemetry
 from tests.gateway.conftest import (  # noqa: F401
     asgi_connections,
     backend,
@@ -54,3 +59,23 @@ class Scrape:
             sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
             for sample in self.samples
         )
+
+
+@pytest.fixture
+def captured():
+    """Every record of the test process at DEBUG, as JSON lines (the web's, run in-process)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(telemetry.JsonFormatter())
+    handler.addFilter(telemetry.ContextFilter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    yield lines
+    root.removeHandler(handler)
+    root.setLevel(level)

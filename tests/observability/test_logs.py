@@ -1,6 +1,5 @@
 """JSON log lines with the request id, job id and tenant; secrets masked whatever logs them."""
 
-import io
 import json
 import logging
 import os
@@ -16,26 +15,6 @@ from tests.processes import ROOT
 from tokenmill.metering.models import UsageEvent
 
 KEY = "tm-abcdefghi" + "Z" * 40
-
-
-@pytest.fixture
-def captured():
-    """Every record of the test process at DEBUG, as JSON lines."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(telemetry.JsonFormatter())
-    handler.addFilter(telemetry.ContextFilter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-
-    def lines() -> list[dict]:
-        return [json.loads(line) for line in stream.getvalue().splitlines()]
-
-    yield lines
-    root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def record(message: str, *args, exc_info=None) -> logging.LogRecord:
