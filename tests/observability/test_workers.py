@@ -110,3 +110,31 @@ def test_a_failing_task_is_counted_by_its_exception(workers):
         and sample.labels["task"] == "finetuning.prepare"
     ]
     assert raised, after.text
+
+
+def test_a_worker_host_serves_its_own_metrics_on_an_internal_port(tmp_path):
+    import os
+    import socket
+
+    import httpx
+
+    from tests.gateway.live import free_port
+    from workers.probes import probe_once
+
+    port = free_port()
+    node = f"gpu-metrics-{os.getpid()}@{socket.gethostname()}"
+    process = start_worker(
+        "gpu",
+        full_env=gpu_node_env({"METRICS_PORT": str(port), "LOG_FORMAT": "json"}),
+        app="gpu_inference.gpu_worker",
+        node=node,
+        log=tmp_path / "gpu.log",
+    )
+    try:
+        healthy, found = probe_once(app, node, timeout=60)
+        assert healthy, found
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        scraped = Scrape(text)
+        assert scraped.value("tokenmill_celery_tasks_total", task="workers.ping") >= 1
+    finally:
+        stop_worker(process)
