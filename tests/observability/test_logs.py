@@ -12,7 +12,8 @@ import pytest
 from gpu_inference import telemetry
 from tests.gateway.helpers import chat
 from tests.processes import ROOT
-from tokenmill.metering.models import UsageEvent
+from tokenmill.metering import ledger
+from tokenmill.metering.models import ConsumedEvent
 
 KEY = "tm-abcdefghi" + "Z" * 40
 
@@ -106,7 +107,8 @@ def test_a_request_id_follows_the_request_into_logs_vllm_and_its_usage_event(
     assert request_id.startswith("req_")  # ours: the usage event's id must be unique
     assert response.headers["x-client-request-id"] == "trace-42"
     assert backend.state.requests[-1]["headers"][b"x-request-id"].decode() == request_id
-    assert UsageEvent.objects.filter(event_id=request_id).exists()
+    ledger.aggregate()  # the usage event, from the database or the Redis stream, by its id
+    assert ConsumedEvent.objects.filter(event_id=request_id).exists()
     (settled,) = [line for line in captured() if line["message"].startswith("settled ")]
     assert settled["request_id"] == request_id
     assert settled["client_request_id"] == "trace-42"

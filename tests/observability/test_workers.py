@@ -98,8 +98,21 @@ def test_a_failing_task_is_counted_by_its_exception(workers):
     result = app.send_task("finetuning.prepare", args=[10**9], queue="default")
     with pytest.raises(Exception):  # noqa: B017 - whatever the worker raised, it is counted
         result.get(timeout=60)
-    after = Scrape(render_metrics().decode())
     failed = {"task": "finetuning.prepare", "state": "FAILURE"}
+    # The result is stored before the worker's postrun hook counts the task.
+    after = wait_for(
+        lambda: (
+            (
+                (found := Scrape(render_metrics().decode())).value(
+                    "tokenmill_celery_tasks_total", **failed
+                )
+                > before.value("tokenmill_celery_tasks_total", **failed)
+            )
+            and found
+        ),
+        timeout=10,
+        what="the failure to be counted",
+    )
     assert after.value("tokenmill_celery_tasks_total", **failed) == (
         before.value("tokenmill_celery_tasks_total", **failed) + 1
     )

@@ -66,7 +66,7 @@ async def inference(scope, receive, send) -> None:
     if client_id:
         ids.append((b"x-client-request-id", client_id.encode()))
     observation = metrics.begin(path, scope["method"])
-    bound = telemetry.bind(request_id=request_id, client_request_id=client_id)
+    bound = telemetry.bind(request_id=request_id, client_request_id=client_id, tenant="")
     status = 500
     try:
         status = await _answer(scope, receive, send, PATHS[path], headers, request_id, ids)

@@ -59,8 +59,13 @@ class RequestObservationMiddleware:
         request.client_request_id = telemetry.sane_client_request_id(
             request.headers.get("x-client-request-id") or request.headers.get("x-request-id")
         )
+        # The tenant is bound once the view knows it; unbinding at the end puts it back
+        # to nothing, so a thread that serves the next request starts clean.
         bound = telemetry.bind(
-            request_id=request.request_id, client_request_id=request.client_request_id
+            request_id=request.request_id,
+            client_request_id=request.client_request_id,
+            tenant="",
+            job_id="",
         )
         return metrics.begin("", request.method or ""), bound
 
