@@ -351,6 +351,10 @@ LOGGING = {
         # One line per proxied request would cost the gateway more CPU than its own work.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # uvicorn sets its own handlers before it loads the app; these replace them, so
+        # its lines (uvicorn.error propagates here) come out in LOG_FORMAT too.
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -119,3 +119,31 @@ def test_an_insane_client_request_id_is_not_echoed(backend, gateway, alice_key):
     response = post_chat(gateway, alice_key, {"x-client-request-id": "a b c"})
     assert response.status_code == 200
     assert "x-client-request-id" not in response.headers
+
+
+def test_the_web_server_writes_json_lines_too(tmp_path):
+    from tests.gateway.live import free_port
+
+    port = free_port()
+    env = {**os.environ, "LOG_FORMAT": "json", "TOKENMILL_VAR_DIR": str(tmp_path)}
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{ROOT / 'platform'}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tokenmill.asgi:application", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        for line in server.stdout:
+            lines.append(line)
+            if "Application startup complete" in line:
+                break
+        started = [json.loads(line) for line in lines if "uvicorn" in line]
+        assert started and started[-1]["logger"] == "uvicorn.error", lines
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        server.stdout.close()
