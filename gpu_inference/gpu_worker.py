@@ -33,7 +33,7 @@ from celery import Celery
 from celery.signals import celeryd_after_setup, worker_shutting_down
 from kombu import Exchange, Queue
 
-from gpu_inference import protocol, worker
+from gpu_inference import protocol, task_metrics, telemetry, worker
 from gpu_inference.artifacts import ArtifactStore
 from gpu_inference.broker import filesystem_transport_options, use_atomic_filesystem_transport
 
@@ -125,6 +125,11 @@ class GpuSettings:
     def __init__(self) -> None:
         var_dir = env_path("TOKENMILL_VAR_DIR", ROOT / "var")
         self.drain_folder = var_dir / "drain"
+        self.metrics_dir = env_path("METRICS_DIR", var_dir / "metrics")
+        try:
+            self.log_format = telemetry.log_format()
+        except ValueError as error:
+            raise GpuWorkerConfigError(str(error)) from None
         self.broker_url = redis_role("CELERY_BROKER_URL", "broker") or "filesystem://"
         self.broker_folder = var_dir / "broker"
         self.result_backend = redis_role("CELERY_RESULT_BACKEND", "results") or (
@@ -179,6 +184,10 @@ def send_report(report: protocol.Report, *, celery_app: Celery | None = None) ->
 
 def create_app(config: GpuSettings) -> Celery:
     use_atomic_filesystem_transport()
+    # Before prometheus_client is imported: it picks multiprocess mode at import.
+    task_metrics.ensure_multiprocess_dir(config.metrics_dir)
+    task_metrics.connect()
+    telemetry.connect_celery_logging()
     if config.result_backend.startswith("file://"):
         Path(config.result_backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     # No fix-ups: with DJANGO_SETTINGS_MODULE inherited (runplatform's children have it),

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpu_inference import protocol
+from gpu_inference import protocol, telemetry
 from gpu_inference.artifacts import ArtifactStore
 from gpu_inference.training import (
     TrainingCancelled,
@@ -208,6 +208,7 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        telemetry.bind(job_id=self.reporter.job_id)  # a thread starts with no context
         while not self.stopped.wait(self.every):
             self.reporter.send(protocol.ReportKind.HEARTBEAT, {})  # logs a broker blip
 
@@ -304,6 +305,32 @@ def run_job(
     draining: Callable[[], bool] = lambda: False,
 ) -> str:
     """Train one attempt of a job and report how it ended. Returns the outcome."""
+    with telemetry.log_context(job_id=spec["job_id"]):
+        return _run_job(
+            spec,
+            store=store,
+            model_root=model_root,
+            trainer=trainer,
+            send=send,
+            heartbeat_seconds=heartbeat_seconds,
+            outcome_retry_seconds=outcome_retry_seconds,
+            sleep=sleep,
+            draining=draining,
+        )
+
+
+def _run_job(
+    spec: protocol.JobSpec,
+    *,
+    store: ArtifactStore,
+    model_root: Path,
+    trainer: str,
+    send: Send,
+    heartbeat_seconds: float,
+    outcome_retry_seconds: float,
+    sleep: Callable[[float], None],
+    draining: Callable[[], bool],
+) -> str:
     scrubber = PathScrubber(store.root, model_root)
     reporter = ControlReporter(spec, store, send, scrubber, draining)
 

@@ -23,6 +23,7 @@ def worker_argv(
     concurrency: int = 1,
     node: str | None = None,
     app: str = DJANGO_APP,
+    loglevel: str = "WARNING",
 ) -> list[str]:
     """The command line of a real `celery worker` on the project's broker."""
     return [
@@ -41,7 +42,7 @@ def worker_argv(
         "-n",
         node or f"test-{queues}-{os.getpid()}@%h",
         "-l",
-        "WARNING",
+        loglevel,
     ]
 
 
@@ -50,12 +51,27 @@ def worker_env(env: dict | None = None) -> dict:
 
 
 def start_worker(
-    queues: str, *, env: dict | None = None, full_env: dict | None = None, **options
+    queues: str,
+    *,
+    env: dict | None = None,
+    full_env: dict | None = None,
+    log: Path | None = None,
+    **options,
 ) -> subprocess.Popen:
-    """A real `celery worker` process on the project's broker, as production runs it."""
-    return subprocess.Popen(
-        worker_argv(queues, **options), cwd=ROOT, env=full_env or worker_env(env)
-    )
+    """A real `celery worker` process on the project's broker, as production runs it;
+    with `log`, its output (stdout and stderr) goes to that file."""
+    output = log.open("ab") if log is not None else None
+    try:
+        return subprocess.Popen(
+            worker_argv(queues, **options),
+            cwd=ROOT,
+            env=full_env or worker_env(env),
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+        )
+    finally:
+        if output is not None:
+            output.close()  # the child holds its own copy
 
 
 # What only the platform's processes need: a GPU node is started without any of it.

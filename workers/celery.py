@@ -26,12 +26,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenmill.settings")
 
 from django.conf import settings  # noqa: E402
 
+from gpu_inference import task_metrics, telemetry  # noqa: E402
 from gpu_inference.broker import (  # noqa: E402
     filesystem_transport_options,
     use_atomic_filesystem_transport,
 )
 
 use_atomic_filesystem_transport()
+# Task counts, durations and failures, and the job id in task log lines (no Django
+# needed: GPU nodes connect the same hooks).
+task_metrics.connect()
+telemetry.connect_celery_logging()
 
 QUEUES = ("default", "gpu", "control")
 

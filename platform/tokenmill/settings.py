@@ -1,5 +1,6 @@
 """Tokenmill settings: everything that varies between machines comes from the environment."""
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -170,6 +171,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tokenmill.observability.middleware.RequestObservationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -382,16 +384,47 @@ redis_roles_check_distinct(_REDIS_ROLES)
 WORKER_PROBE_SECONDS = env_int("WORKER_PROBE_SECONDS", 15, minimum=1)
 WORKER_PROBE_TIMEOUT = env_int("WORKER_PROBE_TIMEOUT", 30, minimum=1)
 
+# Logs (gpu_inference/telemetry.py): JSON lines in production, text on a terminal. Every
+# line carries the request id, job id and tenant where known; secrets are masked.
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if not DEBUG else "text").lower()
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "gpu_inference.telemetry.JsonFormatter"},
+        "text": {"()": "gpu_inference.telemetry.TextFormatter"},
+    },
+    "filters": {"context": {"()": "gpu_inference.telemetry.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # One line per proxied request would cost the gateway more CPU than its own work.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # uvicorn sets its own handlers before it loads the app; these replace them, so
+        # its lines (uvicorn.error propagates here) come out in LOG_FORMAT too.
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# Metrics (tokenmill/observability): prometheus_client's multiprocess mode, every process
+# of this host (web workers, Celery pool processes, beat) writing its own files in
+# METRICS_DIR; /metrics adds them up. The variable must be set before prometheus_client
+# is first imported, which is why it is set here. /metrics answers only a bearer
+# METRICS_TOKEN; without one it is a 404.
+METRICS_DIR = env_path("PROMETHEUS_MULTIPROC_DIR", env_path("METRICS_DIR", VAR_DIR / "metrics"))
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# /readyz answers from a finding at most this old (it checks the database, Redis, replicas).
+READINESS_CACHE_SECONDS = env_int("READINESS_CACHE_SECONDS", 2, minimum=0, maximum=30)

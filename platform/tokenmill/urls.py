@@ -9,6 +9,7 @@ from tokenmill.files import api as files_api
 from tokenmill.finetuning import api as finetuning_api
 from tokenmill.finetuning import models_api
 from tokenmill.metering import api as metering_api
+from tokenmill.observability import console
 
 openai_api = [
     path("models", models_api.ModelListView.as_view(), name="models"),
@@ -64,6 +65,7 @@ urlpatterns = [
     path("api/v1/", include((platform_api, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("console/metrics/", admin.site.admin_view(console.metrics_page), name="console-metrics"),
     path("console/", admin.site.urls),
     path("", include("tokenmill.dashboard.urls")),
 ]

@@ -1,7 +1,7 @@
 """A fast fake OpenAI-compatible model server (a raw ASGI app), for routing, retries,
 timeouts, mid-stream failures, cut streams and the benchmark.
 
-It answers like vLLM: /health, /v1/models (with LoRA adapters as `parent` entries),
+It answers like vLLM: /health, /metrics, /v1/models (with LoRA adapters as `parent` entries),
 /v1/chat/completions and /v1/completions (streamed with include_usage and
 continuous_usage_stats when asked) and /v1/embeddings. A test steers it through
 `backend.state`; the benchmark runs it as a process: `python fake_backend.py PORT`.
@@ -59,6 +59,17 @@ class FakeBackend:
             await _json(
                 send, 200 if state.healthy else 503, {} if state.healthy else {"error": "down"}
             )
+            return
+        if path == "/metrics":  # vLLM's own Prometheus text, as a scrape sees it
+            text = f'vllm:num_requests_running{{model_name="{state.model}"}} {state.in_flight}\n'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/plain; version=0.0.4")],
+                }
+            )
+            await send({"type": "http.response.body", "body": text.encode()})
             return
         if path == "/v1/models":
             data = [{"id": state.model, "object": "model", "parent": None}] + [

@@ -11,6 +11,7 @@ from django.utils.functional import cached_property
 from rest_framework import generics
 from rest_framework.request import Request
 
+from gpu_inference import telemetry
 from tenants.models import ApiKey, Membership, Organization, Role
 from tokenmill.api.errors import ApiError
 
@@ -60,6 +61,7 @@ class TenantAPIView(generics.GenericAPIView):
             )
         self.tenant = Organization.objects.get(pk=record.tenant_id)
         request.tenant = self.tenant
+        telemetry.bind(tenant=self.tenant.slug)  # in this request's log lines
 
     @cached_property
     def actor(self) -> Membership:

@@ -12,10 +12,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
-from gpu_inference import protocol, worker
+from gpu_inference import protocol, telemetry, worker
 from gpu_inference.artifacts import ArtifactStore
 from tokenmill.files import services as file_services
 from tokenmill.finetuning import control, evaluation, reports, scheduling, services
+from tokenmill.finetuning.models import FineTuningJob
 from workers.celery import app
 from workers.deliveries import BoundedDeliveriesTask
 
@@ -50,7 +51,9 @@ class PrepareJobTask(BoundedDeliveriesTask):
 )
 def prepare_job(job_pk: int) -> str:
     """Count tokens, pick hyperparameters, queue. Sent when the job's files are validated."""
-    return services.job_prepare(job_id=job_pk)
+    public_id = FineTuningJob.unscoped.filter(pk=job_pk).values_list("public_id", flat=True)
+    with telemetry.log_context(job_id=public_id.first()):
+        return services.job_prepare(job_id=job_pk)
 
 
 @app.task(name=protocol.TASK_DISPATCH, autoretry_for=TRANSIENT_ERRORS, max_retries=5)

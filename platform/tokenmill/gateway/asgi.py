@@ -12,10 +12,12 @@ import contextlib
 
 from django.conf import settings
 
+from gpu_inference import telemetry
 from tokenmill.gateway import admission, params, proxy, upstream
 from tokenmill.gateway.callers import caller_from_authorization
 from tokenmill.gateway.errors import GatewayError
 from tokenmill.metering import redis_client
+from tokenmill.observability import metrics
 
 PATHS = {
     "/v1/chat/completions": params.CHAT,
@@ -50,32 +52,53 @@ async def lifespan(receive, send) -> None:
 
 
 async def inference(scope, receive, send) -> None:
-    endpoint = PATHS[scope["path"].rstrip("/")]
+    """One request, with its metrics and its ids in every log line it causes.
+
+    The request id is always ours (it is the usage event's id, unique by construction:
+    a client's id could repeat and would then be counted once); a client's own sane
+    `x-client-request-id` (or `x-request-id`) is logged beside it and echoed back.
+    """
+    path = scope["path"].rstrip("/")
+    headers = dict(scope.get("headers") or [])
     request_id = proxy.new_request_id()
+    client_id = telemetry.sane_client_request_id(
+        headers.get(b"x-client-request-id") or headers.get(b"x-request-id")
+    )
+    ids = [(b"x-request-id", request_id.encode())]
+    if client_id:
+        ids.append((b"x-client-request-id", client_id.encode()))
+    observation = metrics.begin(path, scope["method"])
+    bound = telemetry.bind(request_id=request_id, client_request_id=client_id, tenant="")
+    status = 500
+    try:
+        status = await _answer(scope, receive, send, PATHS[path], headers, request_id, ids)
+    finally:
+        metrics.finish(observation, status)
+        telemetry.unbind(bound)
+
+
+async def _answer(scope, receive, send, endpoint, headers, request_id, ids) -> int:
     if scope["method"] != "POST":
         error = GatewayError(
             f"Method {scope['method']} is not allowed for {scope['path']}; use POST.",
             status=405,
             code="method_not_allowed",
         )
-        await _send_reply(send, proxy.error_reply(error), request_id)
-        return
-    headers = dict(scope.get("headers") or [])
+        return await _send_reply(send, proxy.error_reply(error), ids)
     try:
         caller = await caller_from_authorization(
             headers.get(b"authorization", b"").decode("latin-1") or None
         )
+        telemetry.bind(tenant=caller.tenant_slug)
         raw_body = await _read_body(receive, headers)
     except GatewayError as error:
-        await _send_reply(send, proxy.error_reply(error), request_id, close=True)
-        return
+        return await _send_reply(send, proxy.error_reply(error), ids, close=True)
     reply = await proxy.handle(
         endpoint=endpoint, raw_body=raw_body, caller=caller, request_id=request_id
     )
     if reply.stream is None:
-        await _send_reply(send, reply, request_id)
-        return
-    await _send_stream(receive, send, reply, request_id)
+        return await _send_reply(send, reply, ids)
+    return await _send_stream(receive, send, reply, ids)
 
 
 def _too_large() -> GatewayError:
@@ -106,20 +129,21 @@ async def _read_body(receive, headers: dict) -> bytes:
             return b"".join(chunks)
 
 
-async def _send_reply(send, reply: proxy.Reply, request_id: str, *, close: bool = False) -> None:
+async def _send_reply(send, reply: proxy.Reply, ids: list, *, close: bool = False) -> int:
     headers = [
         *reply.headers,
         *admission.response_headers(),
         (b"content-length", str(len(reply.body)).encode()),
-        (b"x-request-id", request_id.encode()),
+        *ids,
     ]
     if close:
         headers.append((b"connection", b"close"))  # an unread body is not worth draining
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
+    return reply.status
 
 
-async def _send_stream(receive, send, reply: proxy.Reply, request_id: str) -> None:
+async def _send_stream(receive, send, reply: proxy.Reply, ids: list) -> int:
     """Relay the stream; if the client goes away, stop it at once (which settles it as cut)."""
     relay = asyncio.current_task()
     cut = finished = False
@@ -141,7 +165,7 @@ async def _send_stream(receive, send, reply: proxy.Reply, request_id: str) -> No
                 "headers": [
                     *reply.headers,
                     *admission.response_headers(),
-                    (b"x-request-id", request_id.encode()),
+                    *ids,
                 ],
             }
         )
@@ -157,3 +181,4 @@ async def _send_stream(receive, send, reply: proxy.Reply, request_id: str) -> No
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await reply.stream.aclose()
+    return reply.status

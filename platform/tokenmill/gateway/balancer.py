@@ -13,6 +13,7 @@ from django.conf import settings
 
 from tokenmill.gateway.errors import GatewayError, model_unavailable
 from tokenmill.gateway.routes import ModelRoute, ReplicaRoute
+from tokenmill.observability import metrics
 
 
 class Balancer:
@@ -28,10 +29,12 @@ class Balancer:
         self._down_until.pop(replica.id, None)
 
     def acquire(self, replica: ReplicaRoute) -> None:
-        self.outstanding[replica.id] = self.outstanding.get(replica.id, 0) + 1
+        count = self.outstanding[replica.id] = self.outstanding.get(replica.id, 0) + 1
+        metrics.replica_outstanding(replica.id, count)
 
     def release(self, replica: ReplicaRoute) -> None:
-        self.outstanding[replica.id] = max(0, self.outstanding.get(replica.id, 0) - 1)
+        count = self.outstanding[replica.id] = max(0, self.outstanding.get(replica.id, 0) - 1)
+        metrics.replica_outstanding(replica.id, count)
 
     def candidates(self, route: ModelRoute, health: dict) -> list[ReplicaRoute]:
         """Replicas to try, best first; raises 503 when none can take the request."""

@@ -22,6 +22,7 @@ from tokenmill.gateway.balancer import balancer
 from tokenmill.gateway.callers import Caller
 from tokenmill.gateway.errors import GatewayError, invalid, model_timeout, model_unavailable
 from tokenmill.gateway.routes import ModelRoute, ReplicaRoute
+from tokenmill.observability import metrics
 
 UPSTREAM_PATHS = {
     params.CHAT: "/v1/chat/completions",
@@ -52,6 +53,7 @@ def new_request_id() -> str:
 
 
 def error_reply(error: GatewayError) -> Reply:
+    metrics.note_error(error.code, error.error_type)
     headers = [*JSON_HEADERS, *((k.encode(), v.encode()) for k, v in error.headers.items())]
     return Reply(status=error.status, headers=headers, body=error.json_bytes())
 
@@ -84,6 +86,7 @@ async def handle(*, endpoint: str, raw_body: bytes, caller: Caller, request_id: 
 async def _handle(*, endpoint: str, raw_body: bytes, caller: Caller, request_id: str) -> Reply:
     prepared = params.PREPARERS[endpoint](parse_body(raw_body))
     route = await routes.resolve_model(tenant_id=caller.tenant_id, model_id=prepared.model)
+    metrics.note_model(route.base.model_id)
     if route.kind != KIND_OF_ENDPOINT[endpoint]:
         use = "/v1/embeddings" if route.kind == "embedding" else "/v1/chat/completions"
         raise invalid(
@@ -243,6 +246,9 @@ async def _settle(admitted: Admission, usage: Usage, outcome: str) -> None:
     if admitted.settled:
         return
     admitted.settled = True
+    metrics.tokens_served(
+        admitted.base_model, usage.prompt_tokens, usage.completion_tokens, outcome
+    )
     await admission_hook.settle(admitted, usage, outcome=outcome)
 
 

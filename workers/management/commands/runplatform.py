@@ -52,6 +52,12 @@ def platform_children(*, host: str, port: int) -> list[Child]:
     ]
 
 
+def clear_metrics_folder(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
 class Command(BaseCommand):
     help = "Migrate, then run web, the default, control and gpu workers, and beat until Ctrl-C."
 
@@ -79,6 +85,9 @@ class Command(BaseCommand):
             ),
             "DJANGO_SETTINGS_MODULE": "tokenmill.settings",
         }
+        # prometheus_client's multiprocess files belong to one run: a dead process's
+        # counters would otherwise be added to this run's (their pids can come back).
+        clear_metrics_folder(Path(settings.METRICS_DIR))
         servers = ModelServers(write=self.stdout.write, root=root, var=Path(settings.VAR_DIR))
         if settings.MODEL_SERVERS:  # first: vLLM takes the longest to be ready
             servers.start()

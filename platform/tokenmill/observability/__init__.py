@@ -1,0 +1,1 @@
+"""Metrics, request ids and health of the web processes (logs: gpu_inference/telemetry.py)."""
