@@ -45,7 +45,16 @@ def script(text: str):
 class _LoopClient:
     def __init__(self, url: str):
         self.url = url
-        self.client = redis.asyncio.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
+        # A bounded pool: a burst waits for a free connection rather than opening hundreds.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url,
+            max_connections=settings.METERING_REDIS_CONNECTIONS,
+            timeout=5,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+        self.client = redis.asyncio.Redis.from_pool(pool)
         self.scripts: dict[str, object] = {}
 
 
