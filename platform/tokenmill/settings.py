@@ -370,6 +370,8 @@ METERING_CLAIM_IDLE_SECONDS = env_int("METERING_CLAIM_IDLE_SECONDS", 60, minimum
 # A stream's in-flight record takes the usage delivered so far at most this often, so a
 # gateway that dies mid-stream is billed what it had delivered up to then.
 METERING_PROGRESS_MS = env_int("METERING_PROGRESS_MS", 1000, minimum=10)
+# Connections each gateway process's event loop keeps to the metering Redis, at most.
+METERING_REDIS_CONNECTIONS = env_int("METERING_REDIS_CONNECTIONS", 32, minimum=1)
 
 # Celery (see workers/celery.py): Redis when configured, else the filesystem broker.
 CELERY_BROKER_URL = _redis_role("CELERY_BROKER_URL", "broker") or "filesystem://"

@@ -6,7 +6,9 @@ measured in the same run (never a timed test).
   Celery round trip on the same broker;
 - serving: the gateway's added latency and CPU per request against the same fake
   backend called directly, and vLLM's tokens/s at concurrency 8 and 32 against 1,
-  through the gateway and directly.
+  through the gateway and directly;
+- admission and metering: the gateway's CPU per request with them on (Redis, and the
+  embedded default) against off, and the events per second the ledger task absorbs.
 """
 
 import subprocess
@@ -18,6 +20,7 @@ BENCHMARKS = [
     ("training throughput", [sys.executable, "tests/bench/training.py", "throughput"]),
     ("fine-tuning dispatch latency", [sys.executable, "tests/bench/dispatch.py"]),
     ("serving", [sys.executable, "tests/bench/serving.py"]),
+    ("admission and metering", [sys.executable, "tests/bench/metering.py"]),
 ]
 
 

@@ -7,7 +7,7 @@ from tenants import services as tenant_services
 from tenants.models import Organization
 from tests.factories import make_key
 from tests.gateway.helpers import chat
-from tests.metering.helpers import fire
+from tests.metering.helpers import a_fresh_minute, fire
 from tokenmill.metering import limits
 
 
@@ -35,6 +35,32 @@ def test_a_burst_at_a_key_limited_to_10_a_minute_lets_exactly_10_through(
     statuses = sorted(response.status_code for response in answers)
     assert statuses == [200] * 10 + [429] * 15
     assert backend.state.served == 10
+
+
+def test_200_concurrent_requests_at_a_key_limited_to_50_let_exactly_50_through(
+    store, backend, gateway, acme, alice
+):
+    key = make_key(acme, alice, requests_per_minute=50)
+    a_fresh_minute()
+    answers = fire(gateway.url + "/v1/chat/completions", key, count=200, body=chat(max_tokens=4))
+    assert sorted(r.status_code for r in answers) == [200] * 50 + [429] * 150
+    assert backend.state.served == 50
+    refused = next(r for r in answers if r.status_code == 429)
+    assert "on this API key: Limit 50" in refused.json()["error"]["message"]
+
+
+def test_200_concurrent_requests_at_an_organization_limited_to_50_let_exactly_50_through(
+    store, backend, gateway, acme, alice, bob
+):
+    Organization.objects.filter(pk=acme.pk).update(requests_per_minute=50)
+    tenant_services.organization_limits_changed(tenant=acme)
+    keys = [make_key(acme, alice), make_key(acme, bob, scopes=["models"])]
+    a_fresh_minute()
+    answers = fire(gateway.url + "/v1/chat/completions", keys, count=200, body=chat(max_tokens=4))
+    assert sorted(r.status_code for r in answers) == [200] * 50 + [429] * 150
+    assert backend.state.served == 50
+    refused = next(r for r in answers if r.status_code == 429)
+    assert "on your organization: Limit 50" in refused.json()["error"]["message"]
 
 
 def test_a_burst_at_a_non_inference_endpoint_lets_exactly_the_limit_through(

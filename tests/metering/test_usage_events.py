@@ -1,8 +1,6 @@
 """One usage event per request, exact to what the client was told, counted once."""
 
-import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import orjson
@@ -12,8 +10,6 @@ from django.conf import settings
 from tests.gateway.helpers import chat, sse_events, stream_lines, wait_for
 from tests.metering.helpers import ledger_totals
 from tests.processes import start_worker, stop_worker, worker_database_url
-from tokenmill.gateway import admission
-from tokenmill.gateway.callers import Caller
 from tokenmill.metering import events, ledger, redis_client
 from tokenmill.metering.models import ConsumedEvent, InflightRequest, LedgerEntry, UsageEvent
 
@@ -124,30 +120,6 @@ def test_a_ledger_worker_that_crashes_after_its_commit_counts_nothing_twice(
     assert ledger.aggregate(consumer="survivor").counted == 0
     assert LedgerEntry.objects.for_tenant(acme).get().requests == 1
     assert ConsumedEvent.objects.filter(event_id="req_once").count() == 1
-
-
-def test_a_gateway_killed_mid_stream_still_leaves_its_event(store, transactional_db, acme):
-    caller = Caller(tenant_id=acme.pk, tenant_slug=acme.slug, key_id=1, key_public_id="key-k")
-    admitted = admission.Admission(
-        request_id="req_killed",
-        caller=caller,
-        endpoint="chat",
-        model="tiny-chat",
-        base_model="tiny-chat",
-        stream=True,
-        prompt_tokens=12,
-        max_tokens=20,
-    )
-    # ...and the process dies: settle never runs. A fresh event loop in its own thread: the
-    # browser tests leave one running in this thread.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, admission.admit(admitted)).result()
-    assert events.inflight_sweep() == 0  # not yet older than any request may take
-    assert events.inflight_sweep(older_than=timedelta(0)) == 1
-    assert events.inflight_sweep(older_than=timedelta(0)) == 0  # swept once
-    ledger.aggregate()
-    entry = LedgerEntry.objects.for_tenant(acme).get()
-    assert (entry.requests, entry.prompt_tokens, entry.completion_tokens) == (1, 12, 0)
 
 
 def test_a_settled_request_is_not_swept(store, backend, call, acme, alice_key):

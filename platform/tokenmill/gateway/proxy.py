@@ -288,6 +288,7 @@ async def _relay(
                     yield shown
                     if usage is not None:
                         delivered = usage
+                        await admission_hook.progress(admitted, delivered)
                 if failed:
                     outcome = Outcome.FAILED
                     yield DONE

@@ -46,7 +46,7 @@ class Event:
         return cls(**{name: found[name] for name in cls.__dataclass_fields__})
 
     def encoded(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)
 
 
 def now_iso() -> str:
@@ -59,20 +59,22 @@ def event_emit(event: Event) -> None:
 
 
 def settlement_of(event: Event) -> limits.Settlement:
-    return limits.Settlement(event.event_id, event.encoded(), asdict(event))
+    return limits.Settlement(event.event_id, event)
 
 
 def inflight_of(event: Event, reservation: limits.Reservation | None = None) -> dict:
     """The in-flight record: the event to bill if nothing settles the request, and the
     counters its reservation holds (for the sweeper to settle)."""
-    return {**asdict(event), "reserved": reservation.to_list() if reservation else []}
+    return {**vars(event), "reserved": reservation.to_list() if reservation else []}
 
 
 async def inflight_progress(event: Event, reservation: limits.Reservation | None) -> None:
     """A stream is still going: what it has delivered so far replaces its in-flight record."""
     record = inflight_of(event, reservation)
     if redis_client.enabled():
-        await redis_client.async_client().hset(INFLIGHT_HASH, event.event_id, orjson.dumps(record))
+        client, gate = redis_client.async_client()
+        async with gate:
+            await client.hset(INFLIGHT_HASH, event.event_id, orjson.dumps(record))
         return
     await sync_to_async(_inflight_progress_db)(event.event_id, record)
 

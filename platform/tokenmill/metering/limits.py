@@ -108,8 +108,7 @@ class Settlement:
     """What `settle` writes beside the counters: the request's event, its in-flight record gone."""
 
     request_id: str
-    event: bytes | None  # JSON; None: drop the in-flight record only
-    event_payload: dict | None = None  # the same event as a dict (the embedded default)
+    event: object | None  # a dataclass (written as JSON); None: drop the in-flight record only
 
 
 def minute_window(now: float | None = None) -> tuple[str, float]:

@@ -6,6 +6,7 @@ On SQLite the write lock is taken when the transaction begins, on PostgreSQL eac
 UPDATE locks its row, so concurrent reservations never take more than a cap.
 """
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -57,9 +58,10 @@ def settle(deltas, settlement) -> None:
     with transaction.atomic():
         for key, delta in deltas:
             ReservationCounter.objects.filter(key=key).update(value=F("value") + delta)
-        if settlement.event_payload is not None:
+        if settlement.event is not None:
+            payload = dataclasses.asdict(settlement.event)
             UsageEvent.objects.bulk_create(  # delivered before: recorded once
-                [UsageEvent(event_id=settlement.request_id, payload=settlement.event_payload)],
+                [UsageEvent(event_id=settlement.request_id, payload=payload)],
                 ignore_conflicts=True,
             )
         InflightRequest.objects.filter(request_id=settlement.request_id).delete()

@@ -4,6 +4,7 @@ Both scripts exist for the event loop (redis.asyncio, one pooled client per loop
 for threads (the platform API's request limit, the sweeper).
 """
 
+import orjson
 from django.conf import settings
 
 from tokenmill.metering import redis_client
@@ -77,7 +78,8 @@ def _settle_call(deltas, settlement) -> tuple[list, list]:
     keys = [key for key, _ in deltas]
     keys += [settings.METERING_STREAM, INFLIGHT_HASH, INFLIGHT_STARTED]
     args = [len(deltas), *(delta for _, delta in deltas)]
-    args += [settlement.event or b"", settlement.request_id]
+    event = b"" if settlement.event is None else orjson.dumps(settlement.event)
+    args += [event, settlement.request_id]
     return keys, args
 
 
@@ -93,7 +95,9 @@ def reserve(plan, inflight) -> tuple[int, list[int]]:
 
 async def areserve(plan, inflight) -> tuple[int, list[int]]:
     keys, args = _reserve_call(plan, inflight)
-    return _reply(await redis_client.async_script(RESERVE)(keys=keys, args=args))
+    script, gate = redis_client.async_script(RESERVE)
+    async with gate:
+        return _reply(await script(keys=keys, args=args))
 
 
 def settle(deltas, settlement) -> None:
@@ -103,4 +107,6 @@ def settle(deltas, settlement) -> None:
 
 async def asettle(deltas, settlement) -> None:
     keys, args = _settle_call(deltas, settlement)
-    await redis_client.async_script(SETTLE)(keys=keys, args=args)
+    script, gate = redis_client.async_script(SETTLE)
+    async with gate:
+        await script(keys=keys, args=args)

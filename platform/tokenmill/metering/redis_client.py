@@ -45,7 +45,13 @@ def script(text: str):
 class _LoopClient:
     def __init__(self, url: str):
         self.url = url
-        self.client = redis.asyncio.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
+        self.client = redis.asyncio.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        )
+        # At most this many commands at once, so at most this many connections: a burst
+        # waits here rather than opening hundreds. (Cheaper per command than redis-py's
+        # BlockingConnectionPool, which takes a lock and a timeout on every checkout.)
+        self.gate = asyncio.Semaphore(settings.METERING_REDIS_CONNECTIONS)
         self.scripts: dict[str, object] = {}
 
 
@@ -63,17 +69,19 @@ def _loop_client() -> _LoopClient:
     return found
 
 
-def async_client() -> redis.asyncio.Redis:
-    """This event loop's client of the metering Redis."""
-    return _loop_client().client
+def async_client() -> tuple[redis.asyncio.Redis, asyncio.Semaphore]:
+    """This event loop's client of the metering Redis, and the gate to hold while using it."""
+    found = _loop_client()
+    return found.client, found.gate
 
 
 def async_script(text: str):
+    """This loop's registered `text`, and the gate to hold while calling it."""
     found = _loop_client()
     registered = found.scripts.get(text)
     if registered is None:
         registered = found.scripts[text] = found.client.register_script(text)
-    return registered
+    return registered, found.gate
 
 
 async def aclose() -> None:
