@@ -60,6 +60,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("console/", admin.site.urls),
+    path("", include("tokenmill.billing.urls")),
     path("", include("tokenmill.dashboard.urls")),
 ]
 
