@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from tokenmill.billing.accounts import account_for
 from tokenmill.billing.models import CreditGrant
 from tokenmill.metering.models import LedgerEntry
 
@@ -32,5 +33,6 @@ def ledger_row(
 
 
 def trial_granted_at(tenant, when: datetime) -> None:
-    """Move the organization's trial credit to `when` (it is granted at creation)."""
+    """Open the organization's account and move its trial credit to `when`."""
+    account_for(tenant=tenant)
     CreditGrant.unscoped.filter(tenant=tenant, kind="trial").update(created_at=when)

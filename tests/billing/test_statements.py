@@ -46,7 +46,7 @@ def test_a_fine_tuned_model_costs_its_base_models_prices_unless_an_operator_sets
     )
     PriceOverride.objects.create(
         model="tiny-chat",
-        tenant=globex,
+        organization=globex,
         input_price_per_million=Decimal("0.05"),
         output_price_per_million=Decimal("0.06"),
         training_price_per_million=Decimal("0.07"),

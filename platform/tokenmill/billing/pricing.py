@@ -52,13 +52,13 @@ def _of(row) -> Prices:
 def _load(tenant_id: int | None, model: str, base_model: str) -> Prices:
     names = [model] if model == base_model else [model, base_model]
     overrides = {
-        (row.model, row.tenant_id): row
-        for row in PriceOverride.objects.filter(model__in=names, tenant_id__in=[tenant_id])
+        (row.model, row.organization_id): row
+        for row in PriceOverride.objects.filter(model__in=names, organization_id=tenant_id)
     }
     overrides.update(
         {
             (row.model, None): row
-            for row in PriceOverride.objects.filter(model__in=names, tenant__isnull=True)
+            for row in PriceOverride.objects.filter(model__in=names, organization__isnull=True)
         }
     )
     # The organization's own price first, then everyone's; the model, then its base model.

@@ -1,17 +1,14 @@
-from django.db.models.signals import post_save
+"""Billing's answers to other apps' signals (they sit below billing and cannot import it).
+
+An organization's account (and its trial credit) is opened on its first use by billing,
+not when it is created.
+"""
+
 from django.dispatch import receiver
 
-from tenants.models import Organization
 from tokenmill.billing import budget
-from tokenmill.billing.accounts import account_for
 from tokenmill.finetuning.models import FineTuningJob
 from tokenmill.finetuning.signals import job_budget_check, job_create_requested
-
-
-@receiver(post_save, sender=Organization, dispatch_uid="billing.open_account")
-def _open_account(sender, instance: Organization, created=False, raw=False, **kwargs) -> None:
-    if created and not raw:
-        account_for(tenant=instance)
 
 
 @receiver(job_create_requested, sender=FineTuningJob, dispatch_uid="billing.job_create_budget")

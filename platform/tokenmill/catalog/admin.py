@@ -80,11 +80,11 @@ class PriceOverrideAdmin(admin.ModelAdmin):
 
     list_display = [
         "model",
-        "tenant",
+        "organization",
         "input_price_per_million",
         "output_price_per_million",
         "training_price_per_million",
         "reason",
     ]
-    search_fields = ["model", "tenant__slug"]
-    autocomplete_fields = ["tenant"]
+    search_fields = ["model", "organization__slug"]
+    autocomplete_fields = ["organization"]

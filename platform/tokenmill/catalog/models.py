@@ -105,13 +105,14 @@ class PriceOverride(models.Model):
     """Prices an operator sets for one model, for everyone or for one organization.
 
     A fine-tuned model (`ft:...`) is billed at its base model's prices unless an override
-    names it; an Enterprise organization's override (tenant set) wins over a general one.
+    names it; an Enterprise organization's override (organization set) wins over a general one.
     """
 
     model = models.CharField(
         max_length=200, help_text="A base model id or a fine-tuned model id (ft:...)."
     )
-    tenant = models.ForeignKey(
+    # Named apart from `tenant`: these rows are the operator's, most of them for everyone.
+    organization = models.ForeignKey(
         "tenants.Organization",
         null=True,
         blank=True,
@@ -128,14 +129,14 @@ class PriceOverride(models.Model):
         ordering = ["model"]
         constraints = [
             models.UniqueConstraint(
-                fields=["model", "tenant"], name="price_override_once_per_tenant"
+                fields=["model", "organization"], name="price_override_once_per_organization"
             ),
             models.UniqueConstraint(
                 fields=["model"],
-                condition=models.Q(tenant__isnull=True),
+                condition=models.Q(organization__isnull=True),
                 name="price_override_once_for_everyone",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.model} ({self.tenant or 'everyone'})"
+        return f"{self.model} ({self.organization or 'everyone'})"
