@@ -175,9 +175,9 @@ class MeterEventAdmin(ReadOnlyAdmin):
             )
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description="Retry the failing events now")
+    @admin.action(description="Retry the selected waiting events now")
     def retry_failed(self, request, queryset) -> None:
-        reset = sync.failed_events_retry()
+        reset = sync.failed_events_retry(ids=list(queryset.values_list("pk", flat=True)))
         result = sync.meter_events_send()
         self.message_user(
             request,

@@ -276,9 +276,12 @@ def sync_status() -> dict:
     }
 
 
-def failed_events_retry() -> int:
-    """The console's retry: the failing events' attempts start again on the next run."""
-    return MeterEvent.unscoped.filter(
+def failed_events_retry(*, ids: list[int] | None = None) -> int:
+    """The console's retry: the failing events' (or those of `ids`) attempts start again."""
+    failing = MeterEvent.unscoped.filter(
         status__in=[MeterEvent.Status.PENDING, MeterEvent.Status.CANCEL_PENDING],
         attempts__gt=0,
-    ).update(attempts=0, last_error="")
+    )
+    if ids is not None:
+        failing = failing.filter(pk__in=ids)
+    return failing.update(attempts=0, last_error="")
