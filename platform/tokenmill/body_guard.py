@@ -150,7 +150,7 @@ def take_request(header: str) -> Refusal | tuple[tuple[bytes, bytes], ...]:
     )
     if not found:
         return ()
-    verdict = limits.reserve(found, requests=1, tokens=0)
+    verdict = limits.reserve(found)
     headers = verdict.headers if verdict.reservation is not None else gate.refusal_headers(verdict)
     encoded = tuple((name.encode(), value.encode()) for name, value in headers.items())
     if verdict.reservation is None:

@@ -336,6 +336,9 @@ METERING_LEDGER_SECONDS = env_int("METERING_LEDGER_SECONDS", 10, minimum=1)
 METERING_BATCH = env_int("METERING_BATCH", 1000, minimum=1)
 # A ledger consumer's unacknowledged batch is taken over after this long (it died).
 METERING_CLAIM_IDLE_SECONDS = env_int("METERING_CLAIM_IDLE_SECONDS", 60, minimum=1)
+# A stream's in-flight record takes the usage delivered so far at most this often, so a
+# gateway that dies mid-stream is billed what it had delivered up to then.
+METERING_PROGRESS_MS = env_int("METERING_PROGRESS_MS", 1000, minimum=10)
 
 # Celery (see workers/celery.py): Redis when configured, else the filesystem broker.
 CELERY_BROKER_URL = _redis_role("CELERY_BROKER_URL", "broker") or "filesystem://"

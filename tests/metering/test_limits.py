@@ -148,13 +148,13 @@ def test_a_suspended_organization_is_refused(store, backend, call, acme, alice):
 
 
 def test_a_refusal_takes_nothing_from_the_other_scope(store, db):
-    key_limit = limits.Limit("key:1", 1, None)
-    org_limit = limits.Limit("org:1", 5, None)
+    key_limit = limits.rate_scope("key:1", requests=1, tokens=None)
+    org_limit = limits.rate_scope("org:1", requests=5, tokens=None)
     assert limits.reserve([key_limit, org_limit]).reservation is not None
     refused = limits.reserve([key_limit, org_limit])
     assert refused.reservation is None and refused.refused == "requests"
     # The org's window took only the admitted request: four more fit on another key.
-    other = limits.Limit("key:2", None, None)
+    other = limits.rate_scope("key:2", requests=None, tokens=None)
     assert all(limits.reserve([other, org_limit]).reservation for _ in range(4))
     assert limits.reserve([other, org_limit]).reservation is None
 

@@ -1,18 +1,25 @@
 """The one seam where a request is admitted before it is forwarded, and settled after it ends.
 
 `admit` runs after the request is authenticated, its model resolved and its prompt
-counted, and before any byte goes to a model server; it may refuse: the caller's requests and tokens per minute, per key and per
-organization, checked and reserved at once (tokenmill.metering.limits), or a 429 with
-OpenAI's x-ratelimit-* headers and retry-after. The reservation is the prompt's
-tokens plus max_tokens (or the rest of the context when absent). `settle` runs exactly
-once per admitted request, when it has ended for any reason, with the usage the
-caller was served: the model server's own counts, or for a stream the client cut, the
-counts of what was delivered (vLLM's continuous usage stats).
+counted, and before any byte goes to a model server; it may refuse. It reserves, in
+one atomic step (tokenmill.metering.limits; with Redis one Lua script, one round trip
+on the event loop), the caller's requests and tokens per minute, per key and per
+organization, any budget scopes an admission hook adds (tokenmill.metering.hooks:
+billing's spend limits and credits), and the request's in-flight record. A rate limit
+refuses with a 429 `rate_limit_exceeded`, OpenAI's x-ratelimit-* headers and
+retry-after; a budget with a 429 `insufficient_quota`. The token reservation is the
+prompt's tokens plus max_tokens (or the rest of the context when absent); a budget's
+is the hook's cost of that many tokens.
 
-`settle` gives back what the reservation did not use and writes the request's one
-usage event (tokenmill.metering.events): the tokens the caller was told. Admission
-also records the request as in flight, so a gateway that dies mid-stream still
-leaves an event behind (the ledger task's sweeper writes it).
+`settle` runs exactly once per admitted request, when it has ended for any reason,
+with the usage the caller was served: the model server's own counts, or for a stream
+the client cut, the counts of what was delivered (vLLM's continuous usage stats). In
+one step it gives back what the reservation did not use (tokens, and the hook's cost
+of what was served), writes the request's one usage event
+(tokenmill.metering.events) and drops its in-flight record. A stream's in-flight
+record takes the usage delivered so far at most every METERING_PROGRESS_MS
+(`progress`), so a gateway that dies mid-stream still leaves an event behind, billed
+what it had delivered up to the last record (the ledger task's sweeper writes it).
 
 The rate-limit headers of an admitted request reach its response through
 `response_headers()` (a context variable of the request's task).
@@ -24,12 +31,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from asgiref.sync import sync_to_async
+import orjson
+from django.conf import settings
 
 from tokenmill.gateway import params, routes
 from tokenmill.gateway.callers import Caller
 from tokenmill.gateway.errors import GatewayError
-from tokenmill.metering import events, gate, limits, redis_client
+from tokenmill.metering import events, gate, hooks, limits
 
 logger = logging.getLogger("tokenmill.gateway")
 
@@ -70,6 +78,7 @@ class Admission:
     admitted_at: float = field(default_factory=time.monotonic)
     settled: bool = False
     reservation: limits.Reservation | None = None
+    progress_at: float = 0.0  # when the in-flight record last took the stream's usage
 
 
 KINDS = {params.CHAT: "chat", params.COMPLETIONS: "completion", params.EMBEDDINGS: "embedding"}
@@ -110,7 +119,7 @@ def _event(admission: Admission, usage: Usage, status: str) -> events.Event:
     )
 
 
-def _reserve(admission: Admission, tokens: int) -> limits.Verdict:
+async def _scopes(admission: Admission, tokens: int) -> list[limits.Scope]:
     caller = admission.caller
     found = gate.caller_limits(
         tenant_id=caller.tenant_id,
@@ -119,46 +128,78 @@ def _reserve(admission: Admission, tokens: int) -> limits.Verdict:
         key_tokens=caller.tokens_per_minute,
         org_requests=caller.org_requests_per_minute,
         org_tokens=caller.org_tokens_per_minute,
+        tokens=tokens,
     )
-    verdict = limits.reserve(found, requests=1, tokens=tokens)
-    if verdict.reservation is not None:
-        # What is billed if this process dies before settling: the prompt, as counted.
-        events.inflight_start(_event(admission, Usage(admission.prompt_tokens or 0), "started"))
-    return verdict
+    hook = hooks.current()
+    if hook is None:
+        return found
+    extra = await hook.scopes(
+        tenant_id=caller.tenant_id, key_id=caller.key_id, model=admission.model
+    )
+    if not extra:
+        return found
+    prompt = admission.prompt_tokens or 0
+    costs = hook.cost(
+        model=admission.model, prompt_tokens=prompt, completion_tokens=max(tokens - prompt, 0)
+    )
+    return found + [scope.with_costs(costs) for scope in extra]
 
 
 async def admit(admission: Admission) -> Admission:
-    """Admit the request or raise GatewayError (429) to refuse it."""
+    """Admit the request or raise GatewayError (429) to refuse it.
+
+    One round trip with Redis: the limits and any hook's budgets are reserved and the
+    request recorded as in flight (billed its prompt, as counted, if nothing settles it).
+    """
     tokens = await _reserved_tokens(admission)
-    verdict = await sync_to_async(_reserve)(admission, tokens)
+    scopes = await _scopes(admission, tokens)
+    planned = limits.planned(scopes)
+    started = _event(admission, Usage(admission.prompt_tokens or 0), "started")
+    inflight = limits.Inflight(
+        admission.request_id, orjson.dumps(events.inflight_of(started, planned)), time.time()
+    )
+    verdict = await limits.areserve(scopes, inflight=inflight)
     if verdict.reservation is None:
         requested = 1 if verdict.refused == "requests" else tokens
+        code, error_type = gate.refusal_code(verdict)
         raise GatewayError(
             gate.refusal_message(verdict, requested=requested),
             status=429,
-            code="rate_limit_exceeded",
+            code=code,
             headers=gate.refusal_headers(verdict),
-            error_type=verdict.refused,
+            error_type=error_type,
         )
     admission.reservation = verdict.reservation
+    admission.progress_at = time.monotonic()
     _headers.set(tuple((name.encode(), value.encode()) for name, value in verdict.headers.items()))
     return admission
 
 
-def _settle(admission: Admission, usage: Usage, outcome: str) -> None:
-    # With Redis: the refund and the event in one round trip (one MULTI/EXEC).
-    pipe = redis_client.client().pipeline(transaction=True) if redis_client.enabled() else None
-    if admission.reservation is not None:
-        used = usage.prompt_tokens + usage.completion_tokens
-        limits.settle(admission.reservation, tokens=used, pipe=pipe)
-    events.event_emit(_event(admission, usage, outcome), pipe=pipe)
-    if pipe is not None:
-        pipe.execute()
+async def progress(admission: Admission, usage: Usage) -> None:
+    """A stream delivered `usage` so far: at most every METERING_PROGRESS_MS, that becomes
+    what its in-flight record bills if the gateway dies before it settles."""
+    now = time.monotonic()
+    if now - admission.progress_at < settings.METERING_PROGRESS_MS / 1000:
+        return
+    admission.progress_at = now
+    try:
+        await events.inflight_progress(_event(admission, usage, "started"), admission.reservation)
+    except Exception:  # the stream goes on; the record keeps what it had
+        logger.exception("could not record the progress of %s", admission.request_id)
 
 
 async def _settle_logged(admission: Admission, usage: Usage, outcome: str) -> None:
+    event = _event(admission, usage, outcome)
+    used = hooks.used(
+        model=admission.model,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+    )
     try:
-        await sync_to_async(_settle)(admission, usage, outcome)
+        # With Redis one round trip: the refunds, the event, the in-flight record dropped.
+        await limits.asettle(
+            admission.reservation, used=used, settlement=events.settlement_of(event)
+        )
     except Exception:
         # The caller was served; its in-flight record stays, and the sweeper bills it.
         logger.exception("could not settle %s", admission.request_id)

@@ -15,6 +15,7 @@ from django.conf import settings
 from tokenmill.gateway import admission, params, proxy, upstream
 from tokenmill.gateway.callers import caller_from_authorization
 from tokenmill.gateway.errors import GatewayError
+from tokenmill.metering import redis_client
 
 PATHS = {
     "/v1/chat/completions": params.CHAT,
@@ -43,6 +44,7 @@ async def lifespan(receive, send) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await upstream.close_all()
+            await redis_client.aclose()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -6,21 +6,25 @@ unique (the request id, or "train_<job id>"), so the ledger counts it once howev
 often it is delivered.
 
 An admitted request is also recorded as in flight (a Redis hash, or an
-InflightRequest row) until it settles; `inflight_sweep` turns those whose gateway died
-into events with the usage they last saw.
+InflightRequest row), written by the same atomic step that reserves its limits, until
+it settles. A stream's record is refreshed with the usage delivered so far every
+METERING_PROGRESS_MS (`inflight_progress`); `inflight_sweep` turns the records of
+requests whose gateway died into events with the usage last recorded, and settles
+their reservations to it.
 """
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from tokenmill.metering import redis_client
-from tokenmill.metering.models import InflightRequest, UsageEvent
+from tokenmill.metering import hooks, limits, redis_client
+from tokenmill.metering.limits_redis import INFLIGHT_HASH, INFLIGHT_STARTED
+from tokenmill.metering.models import InflightRequest
 
-INFLIGHT_HASH = "metering:inflight"
-INFLIGHT_STARTED = "metering:inflight:started"
+__all__ = ["INFLIGHT_HASH", "INFLIGHT_STARTED", "Event", "event_emit", "inflight_sweep"]
 
 
 @dataclass(frozen=True)
@@ -49,39 +53,38 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def event_emit(event: Event, *, pipe=None) -> None:
-    """Record one event; with Redis also drops its in-flight record in the same round trip
-    (`pipe`: a pipeline of the caller's that carries the commands, for it to run)."""
-    if redis_client.enabled():
-        own = pipe is None
-        pipe = redis_client.client().pipeline(transaction=True) if own else pipe
-        pipe.xadd(settings.METERING_STREAM, {"event": event.encoded()})
-        pipe.hdel(INFLIGHT_HASH, event.event_id)
-        pipe.zrem(INFLIGHT_STARTED, event.event_id)
-        if own:
-            pipe.execute()
-        return
-    UsageEvent.objects.bulk_create(  # delivered before: recorded once
-        [UsageEvent(event_id=event.event_id, payload=asdict(event))], ignore_conflicts=True
-    )
-    InflightRequest.objects.filter(request_id=event.event_id).delete()
+def event_emit(event: Event) -> None:
+    """Record one event (and drop its in-flight record, if any), in one round trip."""
+    limits.settle(None, used={}, settlement=settlement_of(event))
 
 
-def inflight_start(event: Event) -> None:
-    """The request was admitted: if nothing settles it, this becomes its event."""
+def settlement_of(event: Event) -> limits.Settlement:
+    return limits.Settlement(event.event_id, event.encoded(), asdict(event))
+
+
+def inflight_of(event: Event, reservation: limits.Reservation | None = None) -> dict:
+    """The in-flight record: the event to bill if nothing settles the request, and the
+    counters its reservation holds (for the sweeper to settle)."""
+    return {**asdict(event), "reserved": reservation.to_list() if reservation else []}
+
+
+async def inflight_progress(event: Event, reservation: limits.Reservation | None) -> None:
+    """A stream is still going: what it has delivered so far replaces its in-flight record."""
+    record = inflight_of(event, reservation)
     if redis_client.enabled():
-        pipe = redis_client.client().pipeline(transaction=True)
-        pipe.hset(INFLIGHT_HASH, event.event_id, event.encoded())
-        pipe.zadd(INFLIGHT_STARTED, {event.event_id: datetime.now(UTC).timestamp()})
-        pipe.execute()
+        await redis_client.async_client().hset(INFLIGHT_HASH, event.event_id, orjson.dumps(record))
         return
-    InflightRequest.objects.create(
-        request_id=event.event_id, payload=asdict(event), started_at=datetime.now(UTC)
-    )
+    await sync_to_async(_inflight_progress_db)(event.event_id, record)
+
+
+def _inflight_progress_db(request_id: str, record: dict) -> None:
+    InflightRequest.objects.filter(request_id=request_id).update(payload=record)
 
 
 def inflight_sweep(*, older_than: timedelta | None = None) -> int:
-    """Turn requests in flight longer than any request may take into events ("lost")."""
+    """Requests in flight longer than any request may take: their gateway died. Each
+    becomes its event ("lost", with the usage last recorded) and its reservation is
+    settled to that usage."""
     age = older_than if older_than is not None else _max_request_age()
     cutoff = datetime.now(UTC) - age
     swept = 0
@@ -92,17 +95,24 @@ def inflight_sweep(*, older_than: timedelta | None = None) -> int:
             if raw is None:  # settled meanwhile
                 client.zrem(INFLIGHT_STARTED, request_id)
                 continue
-            event_emit(_lost(Event.from_dict(orjson.loads(raw))))
+            _settle_lost(orjson.loads(raw))
             swept += 1
         return swept
     for row in InflightRequest.objects.filter(started_at__lt=cutoff):
-        event_emit(_lost(Event.from_dict(row.payload)))
+        _settle_lost(row.payload)
         swept += 1
     return swept
 
 
-def _lost(event: Event) -> Event:
-    return Event(**{**asdict(event), "status": "lost"})
+def _settle_lost(record: dict) -> None:
+    event = Event(**{**asdict(Event.from_dict(record)), "status": "lost"})
+    reservation = limits.Reservation.from_list(record.get("reserved") or [])
+    used = hooks.used(
+        model=event.fine_tuned_model or event.model,
+        prompt_tokens=event.prompt_tokens,
+        completion_tokens=event.completion_tokens,
+    )
+    limits.settle(reservation, used=used, settlement=settlement_of(event))
 
 
 def _max_request_age() -> timedelta:

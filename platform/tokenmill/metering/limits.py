@@ -1,84 +1,145 @@
-"""Requests and tokens per minute, per API key and per organization.
+"""Reservations: rate limits and budgets checked and taken in one atomic step.
 
-A fixed window of one minute (unix time // 60) per limit scope. A reservation checks
-and takes its cost from every scope at once, or from none: in Redis one Lua script
-(so no burst can slip between the check and the take), in the embedded default one
-transaction of conditional UPDATEs (`used + cost <= limit`, SQLite's write lock taken
-when the transaction begins). A settled request gives back what it reserved and did not
-use (`settle`). The cost has a requests and a tokens dimension; a budget is another
-scope the same script can carry.
+A reservation names scopes ("key:12", "org:3", or a budget such as
+"spend:org:3:202612"). Each scope has its own window (a minute for rate limits, a
+calendar month for a budget), its own TTL, and counters: one per dimension
+("requests", "tokens", "microdollars", ...), each with its cap (None: counted, never
+refused) and what this request costs in it. A reservation takes every counter's cost
+from every scope at once, or, when any counter would pass its cap, takes nothing:
+
+- with Redis, one Lua script (tokenmill.metering.limits_redis), which also writes the
+  request's in-flight record in the same round trip;
+- in the embedded default, one transaction of conditional UPDATEs
+  (`value + cost <= cap`) on ReservationCounter rows (tokenmill.metering.limits_db),
+  SQLite's write lock taken when the transaction begins, the in-flight row inside it.
+
+`settle` gives back what a request reserved and did not use, per dimension (or takes
+the difference when it used more), writes its usage event and drops its in-flight
+record, again in one step. A counter whose window has already expired is not
+recreated. Scopes marked `quota` are budgets: their refusal is OpenAI's
+`insufficient_quota`, not a rate limit, and they add no x-ratelimit-* headers.
 """
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-from django.db import transaction
-from django.db.models import F, Q
+from asgiref.sync import sync_to_async
 
-from tokenmill.metering import redis_client
-from tokenmill.metering.models import RateWindow
+from tokenmill.metering import limits_db, limits_redis, redis_client
 
 WINDOW_SECONDS = 60
-DIMENSIONS = ("requests", "tokens")
-
-# KEYS: per scope its requests key then its tokens key. ARGV: requests cost, tokens cost,
-# ttl, then per scope its requests limit and tokens limit (-1: none).
-# Returns {refused scope (0: none), refused dimension (1 requests, 2 tokens), used...}.
-_RESERVE = """
-local n = #KEYS / 2
-local cost = {tonumber(ARGV[1]), tonumber(ARGV[2])}
-local used = {}
-local refused, dimension = 0, 0
-for i = 1, n do
-  for d = 1, 2 do
-    local value = tonumber(redis.call('GET', KEYS[2 * i - 2 + d]) or '0')
-    used[2 * i - 2 + d] = value
-    local limit = tonumber(ARGV[3 + 2 * i - 2 + d])
-    if refused == 0 and limit >= 0 and value + cost[d] > limit then
-      refused, dimension = i, d
-    end
-  end
-end
-if refused == 0 then
-  for i = 1, 2 * n do
-    local d = (i - 1) % 2 + 1
-    used[i] = redis.call('INCRBY', KEYS[i], cost[d])
-    redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3]))
-  end
-end
-local reply = {refused, dimension}
-for i = 1, 2 * n do reply[2 + i] = used[i] end
-return reply
-"""
+RATE_DIMENSIONS = ("requests", "tokens")
 
 
 @dataclass(frozen=True)
-class Limit:
-    scope: str  # "key:<id>" or "org:<id>"
-    requests: int | None  # per minute; None or 0: no limit
-    tokens: int | None
+class Counter:
+    dimension: str  # "requests", "tokens", or a budget's unit ("microdollars")
+    cap: int | None  # None: counted, never refused
+    cost: int = 0  # what this request reserves
 
-    def of(self, dimension: str) -> int | None:
-        value = self.requests if dimension == "requests" else self.tokens
-        return value or None
+
+@dataclass(frozen=True)
+class Scope:
+    name: str  # "key:12", "org:3", "spend:org:3:202612"
+    window: str  # the window's id ("29392811" for a minute, "202612" for a month)
+    reset_at: float  # unix time the window ends
+    ttl: int  # seconds its counters outlive the reservation
+    counters: tuple[Counter, ...]
+    quota: bool = False  # a budget: refused as insufficient_quota, no rate-limit headers
+
+    def counter_key(self, counter: Counter) -> str:
+        return f"rl:{self.name}:{self.window}:{counter.dimension}"
+
+    def cap(self, dimension: str) -> int | None:
+        for counter in self.counters:
+            if counter.dimension == dimension:
+                return counter.cap
+        return None
+
+    def with_costs(self, costs: dict[str, int]) -> "Scope":
+        """The same scope with each counter's cost taken from `costs` by dimension."""
+        counters = tuple(replace(c, cost=costs.get(c.dimension, c.cost)) for c in self.counters)
+        return replace(self, counters=counters)
+
+
+@dataclass(frozen=True)
+class Held:
+    """One counter a reservation took from: what `settle` adjusts."""
+
+    key: str
+    dimension: str
+    cost: int
 
 
 @dataclass(frozen=True)
 class Reservation:
-    limits: tuple[Limit, ...]
-    window: int
-    requests: int
-    tokens: int
+    held: tuple[Held, ...]
+
+    def to_list(self) -> list[list]:
+        return [[held.key, held.dimension, held.cost] for held in self.held]
+
+    @classmethod
+    def from_list(cls, found: list) -> "Reservation":
+        return cls(tuple(Held(str(key), str(dim), int(cost)) for key, dim, cost in found))
 
 
 @dataclass(frozen=True)
 class Verdict:
     reservation: Reservation | None  # None: refused
-    refused: str | None  # "requests" or "tokens"
-    refused_limit: Limit | None
+    refused: str | None  # the refused counter's dimension
+    refused_scope: Scope | None
     headers: dict[str, str]
-    retry_after: int  # seconds
+    retry_after: int  # seconds until the refused scope's window ends
+
+
+@dataclass(frozen=True)
+class Inflight:
+    """The in-flight record a reservation writes with it (see tokenmill.metering.events)."""
+
+    request_id: str
+    payload: bytes  # JSON: the event to bill if nothing settles the request
+    started: float  # unix time
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What `settle` writes beside the counters: the request's event, its in-flight record gone."""
+
+    request_id: str
+    event: bytes | None  # JSON; None: drop the in-flight record only
+    event_payload: dict | None = None  # the same event as a dict (the embedded default)
+
+
+def minute_window(now: float | None = None) -> tuple[str, float]:
+    now = time.time() if now is None else now
+    minute = int(now // WINDOW_SECONDS)
+    return str(minute), (minute + 1) * WINDOW_SECONDS
+
+
+def month_window(now: float | None = None) -> tuple[str, float, int]:
+    """The calendar month (UTC) as a budget's window: its id ("202612"), the unix time it
+    ends, and a TTL that keeps its counters a day past its end."""
+    at = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    following = datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=UTC)
+    ends = following.timestamp()
+    return f"{at.year:04d}{at.month:02d}", ends, int(ends - at.timestamp()) + 86_400
+
+
+def rate_scope(name: str, *, requests: int | None, tokens: int | None, cost_tokens: int = 0):
+    """A per-minute rate-limit scope: `requests` and `tokens` per minute (None or 0: none)."""
+    window, reset_at = minute_window()
+    return Scope(
+        name=name,
+        window=window,
+        reset_at=reset_at,
+        ttl=WINDOW_SECONDS * 2,
+        counters=(
+            Counter("requests", requests or None, 1),
+            Counter("tokens", tokens or None, cost_tokens),
+        ),
+    )
 
 
 def format_reset(seconds: float) -> str:
@@ -90,119 +151,96 @@ def format_reset(seconds: float) -> str:
     return f"{minutes}m{rest}s" if minutes else f"{rest}s"
 
 
-def reserve(limits: list[Limit], *, requests: int = 1, tokens: int = 0) -> Verdict:
-    """Take `requests` and `tokens` from every scope's current minute, or refuse."""
+def _plan(scopes) -> list[tuple[Scope, Counter, str]]:
+    return [
+        (scope, counter, scope.counter_key(counter))
+        for scope in scopes
+        for counter in scope.counters
+    ]
+
+
+def _verdict(plan, refused_index: int, used: list[int]) -> Verdict:
     now = time.time()
-    window = int(now // WINDOW_SECONDS)
-    limits = tuple(limits)
-    if redis_client.enabled():
-        refused_index, dimension, used = _reserve_redis(limits, window, requests, tokens)
-    else:
-        refused_index, dimension, used = _reserve_db(limits, window, requests, tokens)
-    reset = (window + 1) * WINDOW_SECONDS - now
-    headers = _headers(limits, used, reset)
+    headers = _headers(plan, used, now)
     if refused_index:
-        limit = limits[refused_index - 1]
-        return Verdict(None, DIMENSIONS[dimension - 1], limit, headers, max(math.ceil(reset), 1))
-    reservation = Reservation(limits, window, requests, tokens)
-    return Verdict(reservation, None, None, headers, 0)
+        scope, counter, _ = plan[refused_index - 1]
+        retry = max(math.ceil(scope.reset_at - now), 1)
+        return Verdict(None, counter.dimension, scope, headers, retry)
+    held = tuple(Held(key, counter.dimension, counter.cost) for _, counter, key in plan)
+    return Verdict(Reservation(held), None, None, headers, 0)
 
 
-def settle(reservation: Reservation, *, tokens: int, pipe=None) -> None:
-    """The request used `tokens`: give back (or take) the difference from what it reserved.
+def planned(scopes) -> Reservation:
+    """What reserving `scopes` holds once admitted (for the in-flight record)."""
+    return Reservation(tuple(Held(key, c.dimension, c.cost) for _, c, key in _plan(scopes)))
 
-    With Redis, `pipe` (a pipeline) carries the commands instead, for the caller to run.
-    """
-    delta = tokens - reservation.tokens
-    if delta == 0 or not reservation.limits:
-        return
+
+def reserve(scopes, *, inflight: Inflight | None = None) -> Verdict:
+    """Take every counter's cost from every scope, or refuse and take nothing."""
+    plan = _plan(scopes)
     if redis_client.enabled():
-        own = pipe is None
-        pipe = redis_client.client().pipeline(transaction=False) if own else pipe
-        for limit in reservation.limits:
-            pipe.incrby(_key(limit.scope, reservation.window, "tokens"), delta)
-        if own:
-            pipe.execute()
+        refused, used = limits_redis.reserve(plan, inflight)
+    else:
+        refused, used = limits_db.reserve(plan, inflight)
+    return _verdict(plan, refused, used)
+
+
+async def areserve(scopes, *, inflight: Inflight | None = None) -> Verdict:
+    """`reserve` for the event loop: one awaited round trip to Redis, or a thread for the
+    database of the embedded default."""
+    if not redis_client.enabled():
+        return await sync_to_async(reserve)(scopes, inflight=inflight)
+    plan = _plan(scopes)
+    refused, used = await limits_redis.areserve(plan, inflight)
+    return _verdict(plan, refused, used)
+
+
+def _deltas(reservation: Reservation | None, used: dict[str, int]) -> list[tuple[str, int]]:
+    if reservation is None:
+        return []
+    found = []
+    for held in reservation.held:
+        if held.dimension in used and used[held.dimension] != held.cost:
+            found.append((held.key, used[held.dimension] - held.cost))
+    return found
+
+
+def settle(
+    reservation: Reservation | None, *, used: dict[str, int], settlement: Settlement
+) -> None:
+    """Adjust each held counter to what the request really `used` (by dimension; those
+    not named keep their cost), write the settlement's event and drop its in-flight record."""
+    deltas = _deltas(reservation, used)
+    if redis_client.enabled():
+        limits_redis.settle(deltas, settlement)
+    else:
+        limits_db.settle(deltas, settlement)
+
+
+async def asettle(
+    reservation: Reservation | None, *, used: dict[str, int], settlement: Settlement
+) -> None:
+    if not redis_client.enabled():
+        await sync_to_async(settle)(reservation, used=used, settlement=settlement)
         return
-    RateWindow.objects.filter(
-        scope__in=[limit.scope for limit in reservation.limits], window=reservation.window
-    ).update(tokens=F("tokens") + delta)
+    await limits_redis.asettle(_deltas(reservation, used), settlement)
 
 
-def _key(scope: str, window: int, dimension: str) -> str:
-    return f"rl:{scope}:{window}:{dimension[0]}"
-
-
-_script = None
-
-
-def _reserve_redis(limits, window, requests, tokens) -> tuple[int, int, list[int]]:
-    global _script
-    client = redis_client.client()
-    if _script is None or _script.registered_client is not client:
-        _script = client.register_script(_RESERVE)
-    keys, args = [], [requests, tokens, WINDOW_SECONDS * 2]
-    for limit in limits:
-        keys += [_key(limit.scope, window, "requests"), _key(limit.scope, window, "tokens")]
-        args += [limit.of("requests") or -1, limit.of("tokens") or -1]
-    reply = [int(value) for value in _script(keys=keys, args=args)]
-    return reply[0], reply[1], reply[2:]
-
-
-class _Refused(Exception):
-    def __init__(self, index: int, dimension: int):
-        self.index, self.dimension = index, dimension
-
-
-def _reserve_db(limits, window, requests, tokens) -> tuple[int, int, list[int]]:
-    scopes = [limit.scope for limit in limits]
-    RateWindow.objects.bulk_create(
-        [RateWindow(scope=scope, window=window) for scope in scopes], ignore_conflicts=True
-    )
-    refused = (0, 0)
-    try:
-        with transaction.atomic():
-            for index, limit in enumerate(limits, start=1):
-                room = Q()
-                for dimension, cost in (("requests", requests), ("tokens", tokens)):
-                    if limit.of(dimension) is not None:
-                        room &= Q(**{f"{dimension}__lte": limit.of(dimension) - cost})
-                taken = RateWindow.objects.filter(scope=limit.scope, window=window).filter(room)
-                if not taken.update(requests=F("requests") + requests, tokens=F("tokens") + tokens):
-                    raise _Refused(index, _which(limit, window, requests))
-    except _Refused as refusal:
-        refused = (refusal.index, refusal.dimension)
-    rows = {row.scope: row for row in RateWindow.objects.filter(scope__in=scopes, window=window)}
-    used = []
-    for scope in scopes:
-        row = rows.get(scope)
-        used += [row.requests if row else 0, row.tokens if row else 0]
-    return refused[0], refused[1], used
-
-
-def _which(limit: Limit, window: int, requests: int) -> int:
-    row = RateWindow.objects.filter(scope=limit.scope, window=window).first()
-    if limit.of("requests") is not None and row.requests + requests > limit.of("requests"):
-        return 1
-    return 2
-
-
-def _headers(limits: tuple[Limit, ...], used: list[int], reset: float) -> dict[str, str]:
-    """OpenAI's x-ratelimit-* headers, for the tightest scope of each dimension."""
+def _headers(plan, used: list[int], now: float) -> dict[str, str]:
+    """OpenAI's x-ratelimit-* headers, for the tightest rate scope of each dimension."""
     headers = {}
-    for d, dimension in enumerate(DIMENSIONS):
+    for dimension in RATE_DIMENSIONS:
         tightest = None
-        for i, limit in enumerate(limits):
-            cap = limit.of(dimension)
-            if cap is None:
+        for (scope, counter, _), value in zip(plan, used, strict=True):
+            if scope.quota or counter.dimension != dimension or counter.cap is None:
                 continue
-            remaining = max(cap - used[2 * i + d], 0)
+            remaining = max(counter.cap - value, 0)
             if tightest is None or remaining < tightest[1]:
-                tightest = (cap, remaining)
+                tightest = (counter.cap, remaining, scope.reset_at)
         if tightest is not None:
             headers[f"x-ratelimit-limit-{dimension}"] = str(tightest[0])
             headers[f"x-ratelimit-remaining-{dimension}"] = str(tightest[1])
-            headers[f"x-ratelimit-reset-{dimension}"] = format_reset(reset)
+            headers[f"x-ratelimit-reset-{dimension}"] = format_reset(tightest[2] - now)
     return headers
 
 
@@ -214,16 +252,33 @@ def limits_for(
     tenant_id: int,
     org_requests: int | None,
     org_tokens: int | None,
-) -> list[Limit]:
+    tokens: int = 0,
+) -> list[Scope]:
+    """The caller's rate scopes this minute, each to take one request and `tokens`."""
     found = []
     if key_id is not None and (key_requests or key_tokens):
-        found.append(Limit(f"key:{key_id}", key_requests, key_tokens))
+        found.append(
+            rate_scope(
+                f"key:{key_id}", requests=key_requests, tokens=key_tokens, cost_tokens=tokens
+            )
+        )
     if org_requests or org_tokens:
-        found.append(Limit(f"org:{tenant_id}", org_requests, org_tokens))
+        found.append(
+            rate_scope(
+                f"org:{tenant_id}", requests=org_requests, tokens=org_tokens, cost_tokens=tokens
+            )
+        )
     return found
 
 
-def forget_windows_before(window: int) -> int:
-    """Old minutes of the embedded default (Redis expires its own keys)."""
-    deleted, _ = RateWindow.objects.filter(window__lt=window).delete()
-    return deleted
+def used_now(scope: Scope, dimension: str) -> int:
+    """What `scope` has taken in `dimension` this window (0 when nothing yet)."""
+    key = f"rl:{scope.name}:{scope.window}:{dimension}"
+    if redis_client.enabled():
+        return int(redis_client.client().get(key) or 0)
+    return limits_db.value(key)
+
+
+def forget_expired() -> int:
+    """Expired counters of the embedded default (Redis expires its own keys)."""
+    return limits_db.forget_expired()

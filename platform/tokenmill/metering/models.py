@@ -1,6 +1,7 @@
-"""Rate-limit windows (the embedded default), usage events, the usage ledger.
+"""Reservation counters (the embedded default), usage events, the usage ledger.
 
-Usage is exact integer token counts; nothing here is money (billing prices the ledger).
+Usage is exact integer token counts; a budget's counter holds integer micro-units of money
+(billing prices the ledger and sets the caps). Nothing here is a float.
 """
 
 from django.db import models
@@ -16,23 +17,20 @@ class Kind(models.TextChoices):
     TRAINING = "training"
 
 
-class RateWindow(models.Model):
-    """What one limit scope ("key:12", "org:3") used in one fixed minute, without Redis.
+class ReservationCounter(models.Model):
+    """One counter of one reservation scope in one window, without Redis: what
+    "rl:key:12:29392811:tokens" holds there (see tokenmill.metering.limits).
 
-    Reservations are one conditional UPDATE per scope (`used + cost <= limit`) inside
-    one transaction, so concurrent requests can never take more than the limit.
+    Reservations are one conditional UPDATE per counter (`value + cost <= cap`) inside
+    one transaction, so concurrent requests can never take more than the cap.
     """
 
-    scope = models.CharField(max_length=64)
-    window = models.BigIntegerField()  # the minute: unix time // 60
-    requests = models.BigIntegerField(default=0)
-    tokens = models.BigIntegerField(default=0)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["scope", "window"], name="rate_window_once")]
+    key = models.CharField(max_length=200, unique=True)
+    value = models.BigIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:
-        return f"{self.scope} @ {self.window}"
+        return f"{self.key} = {self.value}"
 
 
 class UsageEvent(models.Model):

@@ -1,15 +1,13 @@
 """Metering writes: the periodic run that sweeps lost requests and fills the ledger."""
 
-import time
-
 from tokenmill.metering import events, ledger, limits
 
 
 def metering_run() -> dict[str, int]:
     swept = events.inflight_sweep()
     done = ledger.aggregate()
-    old = limits.forget_windows_before(int(time.time() // limits.WINDOW_SECONDS) - 2)
-    return {"swept": swept, "events": done.events, "counted": done.counted, "windows": old}
+    old = limits.forget_expired()
+    return {"swept": swept, "events": done.events, "counted": done.counted, "counters": old}
 
 
 def training_event_emit(*, job) -> None:
