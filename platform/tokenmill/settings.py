@@ -146,6 +146,8 @@ BILLING_TRIAL_CREDIT = env_decimal("BILLING_TRIAL_CREDIT", "5", minimum=Decimal(
 BILLING_PAYG_MONTHLY_LIMIT = env_decimal("BILLING_PAYG_MONTHLY_LIMIT", "1000", minimum=Decimal("0"))
 # After a failed payment, inference keeps working this long before it is paused.
 BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7, minimum=0)
+# The month's spend is reserved at admission with the rate limits (tokenmill.billing.admission).
+BILLING_ENFORCE_AT_ADMISSION = env_bool("BILLING_ENFORCE_AT_ADMISSION", "true")
 BILLING_SYNC_SECONDS = env_int("BILLING_SYNC_SECONDS", 60, minimum=1)
 BILLING_SYNC_BATCH = env_int("BILLING_SYNC_BATCH", 500, minimum=1)
 

@@ -109,9 +109,11 @@ class MonthSpend:
         return self.charged_micros / (self.limit * 1_000_000)
 
 
-def month_cost_micros(*, tenant: Organization, start: datetime, end: datetime) -> Decimal:
+def month_cost_micros(
+    *, tenant: Organization, start: datetime, end: datetime, kinds: list[str] | None = None
+) -> Decimal:
     total = Decimal("0")
-    for group in usage_groups(tenant=tenant, start=start, end=end):
+    for group in usage_groups(tenant=tenant, start=start, end=end, kinds=kinds):
         prices = prices_for(
             tenant_id=tenant.pk, model=group["model"], base_model=group["base_model"]
         )

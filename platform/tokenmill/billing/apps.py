@@ -7,4 +7,6 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tokenmill.billing import receivers  # noqa: F401
+        from tokenmill.billing import admission, receivers  # noqa: F401
+
+        admission.install()

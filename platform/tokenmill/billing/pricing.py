@@ -41,6 +41,11 @@ def forget() -> None:
         _cache.clear()
 
 
+def fresh(*, tenant_id: int | None, model: str, base_model: str) -> bool:
+    found = _cache.get((tenant_id, model, base_model))
+    return found is not None and found[0] > time.monotonic()
+
+
 def _of(row) -> Prices:
     return Prices(
         input=row.input_price_per_million,
@@ -71,6 +76,13 @@ def _load(tenant_id: int | None, model: str, base_model: str) -> Prices:
             if catalog is not None:
                 return _of(catalog)
     return NO_PRICES
+
+
+def cached_prices(*, tenant_id: int | None, model: str, base_model: str) -> Prices | None:
+    """What this process last read for these prices, however old; None if never read.
+    (The gateway's async path reads no database: it warms the cache first.)"""
+    found = _cache.get((tenant_id, model, base_model))
+    return found[1] if found is not None else None
 
 
 def prices_for(*, tenant_id: int | None, model: str, base_model: str) -> Prices:
@@ -123,6 +135,13 @@ def request_cost_micros(
     cached per process for PRICE_CACHE_SECONDS: no database read on most calls.
     """
     prices = prices_for(tenant_id=tenant_id, model=model, base_model=base_model)
+    return micros_of(
+        prices, kind=kind, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+    )
+
+
+def micros_of(prices: Prices, *, kind: str, prompt_tokens: int, completion_tokens: int) -> int:
+    """Whole micro-dollars, rounded up."""
     exact = cost_micros_exact(
         prices, kind=kind, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
     )

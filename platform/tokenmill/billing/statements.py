@@ -68,12 +68,15 @@ def month_bounds(month: date) -> tuple[datetime, datetime]:
     return start, datetime(end_month.year, end_month.month, 1, tzinfo=UTC)
 
 
-def usage_groups(*, tenant: Organization, start: datetime, end: datetime):
+def usage_groups(
+    *, tenant: Organization, start: datetime, end: datetime, kinds: list[str] | None = None
+):
     """Exact token sums per (model, base model, kind) in [start, end)."""
+    rows = LedgerEntry.objects.for_tenant(tenant).filter(hour__gte=start, hour__lt=end)
+    if kinds is not None:
+        rows = rows.filter(kind__in=kinds)
     return (
-        LedgerEntry.objects.for_tenant(tenant)
-        .filter(hour__gte=start, hour__lt=end)
-        .values("model", "base_model", "kind")
+        rows.values("model", "base_model", "kind")
         .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
         .order_by("model", "kind")
     )
