@@ -74,6 +74,8 @@ DASHBOARD_PAGES = {
     "checkpoint-model": ObjectPage("checkpoint"),
     "models": TenantPage(),
     "model-delete": ObjectPage("model"),
+    "billing": TenantPage(),
+    "billing-checkout": TenantPage(),
 }
 
 
