@@ -53,6 +53,16 @@ def spend_scope(tenant) -> limits.Scope:
     )
 
 
+def cost_of(usage: dict) -> int:
+    """A served request's cost at the test's prices (1,000 and 3,000 dollars per 1M)."""
+    return pricing.micros_of(
+        pricing.Prices(Decimal("1000"), Decimal("3000"), Decimal("0")),
+        kind="chat",
+        prompt_tokens=usage["prompt_tokens"],
+        completion_tokens=usage["completion_tokens"],
+    )
+
+
 def credit_of(tenant, micros: int) -> None:
     account_for(tenant=tenant)
     CreditGrant.objects.for_tenant(tenant).filter(kind="trial").update(
@@ -72,7 +82,12 @@ def test_the_trial_credit_runs_out_and_inference_is_then_refused(
     assert (refused["type"], refused["code"]) == ("insufficient_quota", "insufficient_quota")
     # Once refused, refused: the month's credit is spent.
     assert all(status == 429 for status in statuses[statuses.index(429) :])
-    assert limits.used_now(spend_scope(acme), admission.DIMENSION) <= 200_000
+    spent = sum(cost_of(answer.json()["usage"]) for answer in answers if answer.status_code == 200)
+    assert spent <= 200_000
+    wait_for(  # every settle done before the next test's hook is registered
+        lambda: limits.used_now(spend_scope(acme), admission.DIMENSION) == spent,
+        what="the served requests settled to their real cost",
+    )
 
 
 def test_200_concurrent_requests_on_a_budget_for_50_never_spend_past_it(
@@ -95,15 +110,7 @@ def test_200_concurrent_requests_on_a_budget_for_50_never_spend_past_it(
     # below its worst case gives the rest back, and a later one may use it.
     assert 50 <= len(served) < count
     assert set(refused) == {"insufficient_quota"}
-    spent = sum(
-        pricing.micros_of(
-            pricing.Prices(Decimal("1000"), Decimal("3000"), Decimal("0")),
-            kind="chat",
-            prompt_tokens=usage["prompt_tokens"],
-            completion_tokens=usage["completion_tokens"],
-        )
-        for usage in served
-    )
+    spent = sum(cost_of(usage) for usage in served)
     assert spent <= 50 * reserved
     wait_for(
         lambda: limits.used_now(spend_scope(acme), admission.DIMENSION) == spent,
