@@ -45,6 +45,7 @@ class KeyRecord:
     tenant_id: int
     tenant_slug: str
     tenant_active: bool
+    tenant_billing_hold: bool
     hashed_key: str
     scopes: tuple[str, ...]
     read_only: bool
@@ -59,7 +60,7 @@ class KeyRecord:
 
     #: The Organization fields a record carries (as tenant_slug and tenant_active): saving
     #: any other field of an organization leaves its cached records alone.
-    ORGANIZATION_FIELDS = frozenset({"slug", "status"})
+    ORGANIZATION_FIELDS = frozenset({"slug", "status", "billing_hold"})
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
@@ -132,6 +133,7 @@ def _load_record(prefix: str) -> KeyRecord | None:
         tenant_id=key.tenant_id,
         tenant_slug=key.tenant.slug,
         tenant_active=key.tenant.is_active,
+        tenant_billing_hold=key.tenant.billing_hold,
         hashed_key=key.hashed_key,
         scopes=tuple(key.scopes),
         read_only=key.read_only,

@@ -60,6 +60,9 @@ class Organization(models.Model):
     slug = models.SlugField(max_length=40, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     suspended_reason = models.CharField(max_length=200, blank=True)
+    # Set by billing when a payment failure outlasts its grace period: inference is
+    # refused until the invoice is paid; the rest of the organization keeps working.
+    billing_hold = models.BooleanField(default=False)
     # Quotas; None means the platform default from settings.
     storage_quota_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     max_concurrent_jobs = models.PositiveIntegerField(null=True, blank=True)

@@ -143,6 +143,14 @@ def organization_set_status(*, tenant: Organization, status: str, reason: str = 
     return tenant
 
 
+def organization_billing_hold_set(*, organization: Organization, held: bool) -> Organization:
+    """Pause (or resume) inference for an unpaid invoice; keys see it within a second."""
+    Organization.objects.filter(pk=organization.pk).update(billing_hold=held)
+    organization.billing_hold = held
+    _forget_tenant_keys(organization)
+    return organization
+
+
 # --- invitations ---------------------------------------------------------------------
 
 

@@ -92,6 +92,10 @@ def configure(celery_app: Celery) -> None:
                 "task": "metering.aggregate",
                 "schedule": float(settings.METERING_LEDGER_SECONDS),
             },
+            "sync-billing": {
+                "task": "billing.sync",
+                "schedule": float(settings.BILLING_SYNC_SECONDS),
+            },
             "check-serving-replicas": {
                 "task": "gateway.check_replicas",
                 "schedule": float(settings.GATEWAY_HEALTH_SECONDS),
@@ -115,5 +119,6 @@ app.autodiscover_tasks(
         "tokenmill.finetuning",
         "tokenmill.gateway",
         "tokenmill.metering",
+        "tokenmill.billing",
     ]
 )

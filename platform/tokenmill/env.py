@@ -5,6 +5,7 @@ instead of surfacing later as a confusing failure deep inside a request.
 """
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -48,6 +49,20 @@ def env_int(
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {value}")
+    return value
+
+
+def env_decimal(name: str, default: str, *, minimum: Decimal | None = None) -> Decimal:
+    """A Decimal setting (money): never parsed through float."""
+    raw = env_str(name, default)
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a decimal number, got {raw!r}") from None
+    if not value.is_finite():
+        raise ImproperlyConfigured(f"{name} must be a finite decimal number, got {raw!r}")
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
     return value
 
 

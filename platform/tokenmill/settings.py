@@ -1,12 +1,22 @@
 """Tokenmill settings: everything that varies between machines comes from the environment."""
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from tokenmill.env import env_bool, env_int, env_list, env_path, env_secret, env_str, env_url
+from tokenmill.env import (
+    env_bool,
+    env_decimal,
+    env_int,
+    env_list,
+    env_path,
+    env_secret,
+    env_str,
+    env_url,
+)
 from tokenmill.redis_roles import redis_role_url, redis_roles_check_distinct
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -149,6 +159,24 @@ DEFAULT_TOKENIZER_MODEL = env_str("DEFAULT_TOKENIZER_MODEL", "tiny-chat")
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_url("STRIPE_API_BASE", schemes=("http", "https"))
+# One Billing Meter per kind of token (their event names) and the metered prices a new
+# subscription gets (comma-separated Stripe price ids, one per meter).
+STRIPE_METER_INPUT = env_str("STRIPE_METER_INPUT", "tokenmill_input_tokens")
+STRIPE_METER_OUTPUT = env_str("STRIPE_METER_OUTPUT", "tokenmill_output_tokens")
+STRIPE_METER_TRAINING = env_str("STRIPE_METER_TRAINING", "tokenmill_training_tokens")
+STRIPE_METERED_PRICES = env_list("STRIPE_METERED_PRICES")
+# Where Stripe Checkout and the customer portal send people back to.
+BILLING_RETURN_URL = env_str("BILLING_RETURN_URL", "http://127.0.0.1:8000/billing/")
+# Free organizations get this credit once; Pay as you go organizations may spend this
+# much a month (after credits) unless an operator sets their own limit.
+BILLING_TRIAL_CREDIT = env_decimal("BILLING_TRIAL_CREDIT", "5", minimum=Decimal("0"))
+BILLING_PAYG_MONTHLY_LIMIT = env_decimal("BILLING_PAYG_MONTHLY_LIMIT", "1000", minimum=Decimal("0"))
+# After a failed payment, inference keeps working this long before it is paused.
+BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7, minimum=0)
+# The month's spend is reserved at admission with the rate limits (tokenmill.billing.admission).
+BILLING_ENFORCE_AT_ADMISSION = env_bool("BILLING_ENFORCE_AT_ADMISSION", "true")
+BILLING_SYNC_SECONDS = env_int("BILLING_SYNC_SECONDS", 60, minimum=1)
+BILLING_SYNC_BATCH = env_int("BILLING_SYNC_BATCH", 500, minimum=1)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -167,6 +195,7 @@ INSTALLED_APPS = [
     "tokenmill.finetuning",
     "tokenmill.gateway",
     "tokenmill.metering",
+    "tokenmill.billing",
     "tokenmill.dashboard",
 ]
 

@@ -67,6 +67,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("console/metrics/", admin.site.admin_view(console.metrics_page), name="console-metrics"),
     path("console/", admin.site.urls),
+    path("", include("tokenmill.billing.urls")),
     path("", include("tokenmill.dashboard.urls")),
 ]
 

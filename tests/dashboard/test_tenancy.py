@@ -75,6 +75,8 @@ DASHBOARD_PAGES = {
     "checkpoint-model": ObjectPage("checkpoint"),
     "models": TenantPage(),
     "model-delete": ObjectPage("model"),
+    "billing": TenantPage(),
+    "billing-checkout": TenantPage(),
 }
 
 

@@ -92,7 +92,13 @@ def exception_handler(exc, context):
 
     if isinstance(exc, TenantError):
         return Response(
-            error_body(exc.message, status_code=exc.status, code=exc.code, param=exc.param),
+            error_body(
+                exc.message,
+                status_code=exc.status,
+                code=exc.code,
+                param=exc.param,
+                error_type=getattr(exc, "error_type", None),
+            ),
             status=exc.status,
         )
     if isinstance(exc, Http404):

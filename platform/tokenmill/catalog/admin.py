@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db import models
 
-from tokenmill.catalog.models import BaseModel, Replica
+from tokenmill.catalog.models import BaseModel, PriceOverride, Replica
 
 # Replica URLs are usually plain http inside the cluster: say so, do not assume https.
 _URL_FIELDS = {models.URLField: {"assume_scheme": "http"}}
@@ -71,3 +71,20 @@ class ReplicaAdmin(admin.ModelAdmin):
     @admin.display(description="adapters")
     def adapter_count(self, obj: Replica) -> int:
         return len(obj.adapters or [])
+
+
+@admin.register(PriceOverride)
+class PriceOverrideAdmin(admin.ModelAdmin):
+    """A fine-tuned model's own prices, or an Enterprise organization's; the gateway's
+    processes apply a change within half a minute."""
+
+    list_display = [
+        "model",
+        "organization",
+        "input_price_per_million",
+        "output_price_per_million",
+        "training_price_per_million",
+        "reason",
+    ]
+    search_fields = ["model", "organization__slug"]
+    autocomplete_fields = ["organization"]

@@ -99,3 +99,44 @@ class Replica(models.Model):
 
     def __str__(self) -> str:
         return f"{self.base_model_id and self.base_model.model_id} @ {self.url}"
+
+
+class PriceOverride(models.Model):
+    """Prices an operator sets for one model, for everyone or for one organization.
+
+    A fine-tuned model (`ft:...`) is billed at its base model's prices unless an override
+    names it; an Enterprise organization's override (organization set) wins over a general one.
+    """
+
+    model = models.CharField(
+        max_length=200, help_text="A base model id or a fine-tuned model id (ft:...)."
+    )
+    # Named apart from `tenant`: these rows are the operator's, most of them for everyone.
+    organization = models.ForeignKey(
+        "tenants.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        help_text="Only for this organization (Enterprise prices); empty: for everyone.",
+    )
+    input_price_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+    output_price_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+    training_price_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "organization"], name="price_override_once_per_organization"
+            ),
+            models.UniqueConstraint(
+                fields=["model"],
+                condition=models.Q(organization__isnull=True),
+                name="price_override_once_for_everyone",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.organization or 'everyone'})"

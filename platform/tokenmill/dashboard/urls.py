@@ -3,6 +3,7 @@ from django.urls import path
 from tokenmill.dashboard.views import (
     api_keys,
     auth,
+    billing,
     datasets,
     home,
     invitations,
@@ -80,6 +81,8 @@ urlpatterns = [
     path("fine-tuning/<str:public_id>/status/", jobs.JobStatusView.as_view(), name="job-status"),
     path("fine-tuning/<str:public_id>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
     path("playground/", playground.PlaygroundView.as_view(), name="playground"),
+    path("billing/", billing.BillingView.as_view(), name="billing"),
+    path("billing/checkout/", billing.BillingCheckoutView.as_view(), name="billing-checkout"),
     path("playground/chat", playground.playground_chat, name="playground-chat"),
     path("usage/", usage.UsageView.as_view(), name="usage"),
     path(

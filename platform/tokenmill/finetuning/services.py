@@ -16,7 +16,7 @@ from tokenmill.files.models import File
 from tokenmill.files.services import storage_room_check
 from tokenmill.files.storage import get_artifact_store
 from tokenmill.files.storage_usage import stored_artifact_measure, stored_artifact_record
-from tokenmill.finetuning import adapters, control, job_spec
+from tokenmill.finetuning import adapters, control, job_spec, signals
 from tokenmill.finetuning.models import FineTunedModel, FineTuningJob, JobEvent
 from tokenmill.finetuning.params import JobRequest
 
@@ -94,6 +94,7 @@ def job_create(
         validation_file = fine_tuning_file(
             tenant=tenant, file_id=request.validation_file, param="validation_file"
         )
+    signals.job_create_requested.send(sender=FineTuningJob, tenant=tenant, request=request)
     with transaction.atomic():
         _queued_cap_check(tenant)
         job = FineTuningJob.objects.create(
@@ -211,6 +212,12 @@ def job_prepare(*, job_id: int) -> str:
         mark_failed(job, "invalid_hyperparameters", str(error), param="hyperparameters")
         return Status.FAILED
     estimated = resolved["n_epochs"] * stats["trained_tokens_per_epoch"]
+    for _, refusal in signals.job_budget_check.send(
+        sender=FineTuningJob, job=job, estimated_trained_tokens=estimated
+    ):
+        if refusal:
+            mark_failed(job, "insufficient_quota", refusal)
+            return Status.FAILED
     updated = FineTuningJob.unscoped.filter(pk=job.pk, status=Status.VALIDATING_FILES).update(
         status=Status.QUEUED,
         resolved_hyperparameters=resolved,

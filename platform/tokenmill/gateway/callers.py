@@ -35,6 +35,13 @@ class Caller:
 
 _memo = LocalMemo()
 
+BILLING_HOLD = GatewayError(
+    "Inference is paused for this organization because a payment failed. Pay the open "
+    "invoice (or update the payment method) on the dashboard's billing page to resume.",
+    status=402,
+    code="payment_required",
+)
+
 MISSING_KEY = (
     "You didn't provide an API key. Provide it in an Authorization header using "
     "Bearer auth (Authorization: Bearer YOUR_KEY)."
@@ -66,6 +73,8 @@ def _caller_for(token: str) -> Caller | GatewayError:
             status=403,
             code="insufficient_role",
         )
+    if record.tenant_billing_hold:
+        return BILLING_HOLD.copy()
     touch_last_used(record)  # writes at most once a minute per key, and only on a memo miss
     return Caller(
         tenant_id=record.tenant_id,

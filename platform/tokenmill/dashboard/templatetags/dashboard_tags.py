@@ -88,3 +88,11 @@ def without_line_prefix(issue: dict) -> str:
     """A validation error's message without its "line 7: " (the table has a line column)."""
     message = issue.get("message", "")
     return message.removeprefix(f"line {issue.get('line')}: ")
+
+
+@register.filter
+def stripe_amount(value: int | None) -> str:
+    """1234 (Stripe's integer cents) -> $12.34, without float."""
+    if value is None:
+        return "—"
+    return f"${Decimal(int(value)) / 100:,.2f}"

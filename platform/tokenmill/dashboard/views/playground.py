@@ -17,7 +17,7 @@ from tokenmill.catalog.models import BaseModel
 from tokenmill.dashboard.mixins import TenantMixin, current_membership
 from tokenmill.finetuning import selectors as finetuning_selectors
 from tokenmill.gateway import params, proxy
-from tokenmill.gateway.callers import Caller
+from tokenmill.gateway.callers import BILLING_HOLD, Caller
 from tokenmill.gateway.errors import GatewayError
 
 
@@ -68,6 +68,8 @@ def _session_caller(request: HttpRequest) -> Caller:
             status=403,
             code="organization_suspended",
         )
+    if tenant.billing_hold:
+        raise BILLING_HOLD.copy()
     if not membership.has_role(Role.MEMBER):
         raise GatewayError(
             f"Your role ({membership.role}) cannot run models; it needs member or above.",
