@@ -93,10 +93,7 @@ def test_the_trial_credit_runs_out_and_inference_is_then_refused(
 def test_200_concurrent_requests_on_a_budget_for_50_never_spend_past_it(
     store, spend_hook, backend, gateway, acme, alice_key, globex, charlie_key
 ):
-    # With Redis, 200 connections opened at once by one gateway process on two busy cores
-    # time out connecting (socket_timeout 5 s) and those requests fail with a 500: the
-    # Redis store is raced with 100 here until the gateway's Redis pool is sized for it.
-    count = 200 if store == "database" else 100
+    count = 200
     body = chat(max_tokens=16)
     credit_of(globex, 10**9)
     assert fire(gateway.url + "/v1/chat/completions", charlie_key, count=1, body=body)[0]
