@@ -22,11 +22,11 @@ def dataset_token_counts(base_model: BaseModel, file: File) -> dict:
     """Examples and tokens per epoch of a validated file, for training `base_model` on it."""
     context_length = base_model.context_length
     encoder = ExampleEncoder(settings.MODEL_ROOT / base_model.path, context_length=context_length)
-    path = get_artifact_store().path(file.normalized_key)
     n_examples, per_epoch = 0, 0
-    for example in read_examples(path):
-        n_examples += 1
-        per_epoch += min(encoder.count_tokens(example), context_length)
+    with get_artifact_store().local_copy(file.normalized_key) as path:
+        for example in read_examples(path):
+            n_examples += 1
+            per_epoch += min(encoder.count_tokens(example), context_length)
     return {"n_examples": n_examples, "trained_tokens_per_epoch": per_epoch}
 
 
