@@ -43,8 +43,11 @@ def stored_files(store: ArtifactStore) -> list[str]:
     files, an S3 store's multipart uploads not yet completed or aborted)."""
     if isinstance(store, LocalArtifactStore):
         root = store.root
-        found = [path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()]
-        return sorted(found) if root.exists() else []
+        if not root.exists():
+            return []
+        return sorted(
+            path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()
+        )
     client, bucket, start = store.client, store.bucket, f"{store.prefix}/"
     keys = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=start):

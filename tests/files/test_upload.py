@@ -50,7 +50,7 @@ def test_a_fine_tune_upload_is_stored_then_validated_with_real_token_counts(
     file = File.objects.for_tenant(acme).get(public_id=body["id"])
     assert file.sha256 == hashlib.sha256(content).hexdigest()
     store = get_artifact_store()
-    assert store.path(file.storage_key).read_bytes() == content
+    assert store.read_bytes(file.storage_key) == content
 
     validated = alice_api.get(f"/v1/files/{body['id']}").json()
     assert validated["status"] == "processed"
@@ -63,7 +63,7 @@ def test_a_fine_tune_upload_is_stored_then_validated_with_real_token_counts(
     assert statistics["n_examples"] == 12
     assert statistics["context_length"] == 256  # the catalog's tiny-chat
     # Counted by the demo model's own tokenizer on the normalized file the trainer reads.
-    normalized = store.path(file.normalized_key).read_text().splitlines()
+    normalized = store.read_bytes(file.normalized_key).decode().splitlines()
     assert len(normalized) == 12
     counts = [encoder.count_tokens(json.loads(line)) for line in normalized]
     assert statistics["total_tokens"] == sum(counts)

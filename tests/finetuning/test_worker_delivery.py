@@ -82,7 +82,7 @@ def test_the_outcome_is_stored_first_then_retried_with_backoff(
 
     def send(report):
         if report["kind"] == "outcome":
-            stored = json.loads(store.path(protocol.outcome_key("ftjob-x", 1)).read_text())
+            stored = json.loads(store.read_bytes(protocol.outcome_key("ftjob-x", 1)))
             assert stored == report  # written before any send
             if next(refusals, None) is not None:
                 raise BrokerError("[Errno 111] Connection refused")
