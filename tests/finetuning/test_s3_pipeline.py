@@ -77,7 +77,9 @@ def test_a_fine_tune_keeps_every_artifact_in_s3_and_serving_fetches_the_adapter(
     assert len(checkpoints) == 2
     for checkpoint in checkpoints:
         assert checkpoint.artifact_key.startswith(f"jobs/{job_id}/attempt-1/checkpoints/")
-        assert f"{checkpoint.artifact_key}/adapter_config.json" in store.list_files(checkpoint.artifact_key)
+        assert f"{checkpoint.artifact_key}/adapter_config.json" in store.list_files(
+            checkpoint.artifact_key
+        )
     model = FineTunedModel.unscoped.get(job=job)
     adapter_files = store.list_files(model.artifact_key)
     assert f"{model.artifact_key}/adapter_config.json" in adapter_files
