@@ -87,9 +87,12 @@ def test_a_fine_tune_keeps_every_artifact_in_s3_and_serving_fetches_the_adapter(
     # The GPU worker's work folder and dataset copy are gone once the adapter is uploaded.
     assert not any(path.is_file() for path in gpu_cache.rglob("*"))
 
-    manifest = read_manifest(store, "tiny-chat")
+    # The control worker publishes the manifest once the job's success commits.
+    manifest = wait_for(
+        lambda: (m := read_manifest(store, "tiny-chat")) and model.model_id in str(m) and m,
+        what="the manifest to list the adapter",
+    )
     listed = {adapter.name: adapter for adapter in manifest.adapters}
-    assert model.model_id in listed
     cached = AdapterCache(tmp_path / "adapters", store).ensure(listed[model.model_id])
     assert (cached / "adapter_config.json").is_file()
     assert sorted(path.name for path in cached.iterdir()) == sorted(
