@@ -34,7 +34,7 @@ from celery.signals import celeryd_after_setup, worker_shutting_down
 from kombu import Exchange, Queue
 
 from gpu_inference import protocol, task_metrics, telemetry, worker
-from gpu_inference.artifacts import ArtifactStore
+from gpu_inference.artifacts import ArtifactStoreConfigError, open_store, parse_store_url
 from gpu_inference.broker import filesystem_transport_options, use_atomic_filesystem_transport
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,7 +135,12 @@ class GpuSettings:
         self.result_backend = redis_role("CELERY_RESULT_BACKEND", "results") or (
             f"file://{var_dir / 'celery-results'}"
         )
-        self.artifact_root = env_path("ARTIFACT_ROOT", var_dir / "artifacts")
+        self.artifact_store_url = env_str("ARTIFACT_STORE_URL") or str(var_dir / "artifacts")
+        try:
+            parse_store_url(self.artifact_store_url)
+        except ArtifactStoreConfigError as error:
+            raise GpuWorkerConfigError(str(error)) from None
+        self.artifact_cache_dir = env_path("ARTIFACT_CACHE_DIR", var_dir / "artifact-cache")
         self.model_root = env_path("MODEL_ROOT", var_dir / "models")
         self.trainer = env_str("TRAINER", "gpu_inference.training:run_training").replace(":", ".")
         self.heartbeat_seconds = env_int("JOB_HEARTBEAT_SECONDS", 5, minimum=1)
@@ -236,9 +241,10 @@ def create_app(config: GpuSettings) -> Celery:
     def train(task, spec: protocol.JobSpec) -> str:
         return worker.run_job(
             spec,
-            store=ArtifactStore(config.artifact_root),
+            store=open_store(config.artifact_store_url, cache_dir=config.artifact_cache_dir),
             model_root=Path(config.model_root),
             trainer=config.trainer,
+            work_root=config.artifact_cache_dir / "training",
             send=functools.partial(send_report, celery_app=celery_app),
             heartbeat_seconds=config.heartbeat_seconds,
             outcome_retry_seconds=config.outcome_retry_seconds,

@@ -2,18 +2,23 @@
 
 Touches no database and no Django: only the artifact store (datasets in, checkpoints
 and the adapter out) and a `send` callable that puts reports on the control queue.
-Everything it reports is stripped of the worker's own folders (the artifact and model
-roots): tenants see store keys and model names, never server paths.
+The trainer works on real files: the datasets are copied from the store to this host,
+it writes into a local work folder, and each checkpoint and the final model are
+uploaded to the store before they are reported. Everything it reports is stripped of
+the worker's own folders (work, store copies, model root): tenants see store keys and
+model names, never server paths.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import itertools
 import json
 import logging
-import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -43,8 +48,16 @@ class PathScrubber:
             for form in (Path(root), Path(root).resolve()):
                 prefixes.add(str(form).rstrip("/") + "/")
         self.prefixes = sorted(prefixes, key=len, reverse=True)  # longest first
+        self.aliases: dict[str, str] = {}
+
+    def alias(self, path: Path | str, name: str) -> None:
+        """Show the local file `path` as `name` (a store key): a copy has the key's name."""
+        for form in (Path(path), Path(path).resolve()):
+            self.aliases[str(form)] = name
 
     def text(self, value: str) -> str:
+        for path in sorted(self.aliases, key=len, reverse=True):
+            value = value.replace(path, self.aliases[path])
         for prefix in self.prefixes:
             value = value.replace(prefix, "")
             value = value.replace(prefix.rstrip("/"), "")
@@ -76,11 +89,15 @@ class ControlReporter:
         send: Send,
         scrubber: PathScrubber,
         draining: Callable[[], bool] = lambda: False,
+        *,
+        work_dir: Path,
     ):
         self.draining = draining
         self.job_id = spec["job_id"]
         self.attempt = spec["attempt"]
         self.store = store
+        self.output_prefix = spec["output_prefix"]
+        self.work_dir = Path(work_dir)
         self.scrubber = scrubber
         self._send = send
         self._seq = itertools.count(1)
@@ -165,23 +182,30 @@ class ControlReporter:
         self.send(protocol.ReportKind.METRICS, {"data": data})
 
     def checkpoint(self, data: dict) -> None:
-        key = self.store_key(data["path"])
+        path = Path(data["path"])
+        # The training state first, as the trainer saved it: a checkpoint in the store
+        # always has what resuming from it needs.
+        state = self.work_dir / "training-state" / path.name
+        if state.is_dir():
+            self.store.put_folder(protocol.training_state_key(self.store_key(path)), state)
+        key = self.publish(path)
         self.send(protocol.ReportKind.CHECKPOINT, {**data, "path": key})
 
     def store_key(self, path: str | Path) -> str:
-        return str(Path(path).resolve().relative_to(self.store.root.resolve()))
+        """The store key of a folder the trainer wrote in the work folder."""
+        relative = Path(path).resolve().relative_to(self.work_dir.resolve()).as_posix()
+        return self.output_prefix if relative == "." else f"{self.output_prefix}/{relative}"
+
+    def publish(self, path: str | Path) -> str:
+        """Upload a folder the trainer wrote (a checkpoint, the final model); its key."""
+        key = self.store_key(path)
+        self.store.put_folder(key, Path(path))
+        return key
 
     def claim(self) -> bool:
         """Create this attempt's claim marker, exclusively: False if a worker has it."""
-        marker = self.store.path(protocol.claim_marker_key(self.job_id, self.attempt))
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w") as out:
-            out.write(socket.gethostname())
-        return True
+        marker = protocol.claim_marker_key(self.job_id, self.attempt)
+        return self.store.create_exclusive(marker, socket.gethostname().encode())
 
     def should_hand_back(self) -> bool:
         """True once the worker is shutting down (SIGTERM): the trainer saves a checkpoint
@@ -195,9 +219,11 @@ class ControlReporter:
         if self.store.exists(protocol.cancel_marker_key(self.job_id, self.attempt)):
             self._stopping = True
         else:
-            marker = self.store.path(protocol.attempt_marker_key(self.job_id))
-            current = marker.read_text().strip() if marker.exists() else str(self.attempt)
-            self._stopping = current != str(self.attempt)
+            try:
+                current = self.store.read_bytes(protocol.attempt_marker_key(self.job_id))
+            except FileNotFoundError:
+                current = str(self.attempt).encode()
+            self._stopping = current.decode().strip() != str(self.attempt)
         return self._stopping
 
 
@@ -245,32 +271,59 @@ def carry_checkpoints(spec: protocol.JobSpec, store: ArtifactStore) -> dict[str,
     return carried
 
 
+def fetch_resume_point(
+    store: ArtifactStore, carried: dict[str, str], work_dir: Path
+) -> tuple[Path, Path] | None:
+    """Bring the last carried checkpoint and its training state into the work folder,
+    where the trainer would have written them: (checkpoint folder, state folder)."""
+    if not carried:
+        return None
+    key = list(carried.values())[-1]
+    name = key.rstrip("/").rpartition("/")[2]
+    checkpoint = work_dir / "checkpoints" / name
+    state = work_dir / "training-state" / name
+    store.fetch_folder(key, checkpoint)
+    store.fetch_folder(protocol.training_state_key(key), state)
+    return checkpoint, state
+
+
 def training_spec(
     spec: protocol.JobSpec,
-    store: ArtifactStore,
+    *,
     model_root: Path,
-    carried: dict[str, str] | None = None,
+    training_file: Path,
+    validation_file: Path | None,
+    output_dir: Path,
+    resume: tuple[Path, Path] | None = None,
 ) -> dict:
-    """The trainer's spec: the job spec's keys resolved against this worker's folders."""
-    resume_key = list(carried.values())[-1] if carried else None
+    """The trainer's spec: the job spec with this worker's local files and folders."""
     return {
-        "resume_from": str(store.path(resume_key)) if resume_key else None,
-        "resume_state": str(store.path(protocol.training_state_key(resume_key)))
-        if resume_key
-        else None,
+        "resume_from": str(resume[0]) if resume else None,
+        "resume_state": str(resume[1]) if resume else None,
         "job_id": spec["job_id"],
         "base_model_path": str(Path(model_root) / spec["base_model_path"]),
-        "training_file": str(store.path(spec["training_file"])),
-        "validation_file": str(store.path(spec["validation_file"]))
-        if spec["validation_file"]
-        else None,
-        "output_dir": str(store.path(spec["output_prefix"])),
+        "training_file": str(training_file),
+        "validation_file": str(validation_file) if validation_file else None,
+        "output_dir": str(output_dir),
         "method": spec["method"],
         "hyperparameters": spec["hyperparameters"],
         "seed": spec["seed"],
         "context_length": spec.get("context_length"),
         "holdout": spec.get("holdout"),
     }
+
+
+def _dataset_copy(
+    local: contextlib.ExitStack, store: ArtifactStore, scrubber: PathScrubber, key: str, kind: str
+) -> Path:
+    """A local copy of a dataset for the attempt (removed with `local`), reported under its
+    key; refused as the trainer would refuse it when the file is gone."""
+    try:
+        path = local.enter_context(store.local_copy(key))
+    except FileNotFoundError as error:
+        raise TrainingError(f"invalid_{kind}_file", f"the {kind} file does not exist") from error
+    scrubber.alias(path, key)
+    return path
 
 
 def load_trainer(dotted: str) -> Callable[[dict, Any], dict]:
@@ -291,6 +344,9 @@ OUTCOME_RETRY_SECONDS = 600.0
 # keeps late acknowledgement and makes any duplicate delivery harmless.)
 ALREADY_CLAIMED = "already_claimed"
 
+# Where the trainer writes before its folders are uploaded, unless the worker names one.
+DEFAULT_WORK_ROOT = Path(tempfile.gettempdir()) / "tokenmill-training"
+
 
 def run_job(
     spec: protocol.JobSpec,
@@ -300,6 +356,7 @@ def run_job(
     trainer: str,
     send: Send,
     heartbeat_seconds: float,
+    work_root: Path = DEFAULT_WORK_ROOT,
     outcome_retry_seconds: float = OUTCOME_RETRY_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
     draining: Callable[[], bool] = lambda: False,
@@ -313,6 +370,7 @@ def run_job(
             trainer=trainer,
             send=send,
             heartbeat_seconds=heartbeat_seconds,
+            work_root=Path(work_root),
             outcome_retry_seconds=outcome_retry_seconds,
             sleep=sleep,
             draining=draining,
@@ -327,12 +385,14 @@ def _run_job(
     trainer: str,
     send: Send,
     heartbeat_seconds: float,
+    work_root: Path,
     outcome_retry_seconds: float,
     sleep: Callable[[float], None],
     draining: Callable[[], bool],
 ) -> str:
-    scrubber = PathScrubber(store.root, model_root)
-    reporter = ControlReporter(spec, store, send, scrubber, draining)
+    work_dir = work_root / spec["job_id"] / f"attempt-{spec['attempt']}"
+    scrubber = PathScrubber(*store.host_folders(), work_root, model_root)
+    reporter = ControlReporter(spec, store, send, scrubber, draining, work_dir=work_dir)
 
     def finish(outcome: dict) -> str:
         reporter.send_outcome(outcome, retry_seconds=outcome_retry_seconds, sleep=sleep)
@@ -353,7 +413,27 @@ def _run_job(
     heartbeat = Heartbeat(reporter, heartbeat_seconds)
     heartbeat.start()
     try:
-        result = load_trainer(trainer)(training_spec(spec, store, model_root, carried), reporter)
+        with contextlib.ExitStack() as local:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            work_dir.mkdir(parents=True)
+            local.callback(shutil.rmtree, work_dir, ignore_errors=True)
+            validation = spec["validation_file"]
+            trainer_spec = training_spec(
+                spec,
+                model_root=model_root,
+                training_file=_dataset_copy(
+                    local, store, scrubber, spec["training_file"], "training"
+                ),
+                validation_file=_dataset_copy(local, store, scrubber, validation, "validation")
+                if validation
+                else None,
+                output_dir=work_dir,
+                resume=fetch_resume_point(store, carried, work_dir),
+            )
+            result = load_trainer(trainer)(trainer_spec, reporter)
+            output = reporter.publish(result["output_dir"])
+            # A finished run resumes nothing: its optimizer states would only take up room.
+            store.delete(f"{spec['output_prefix']}/training-state")
     except TrainingCancelled:
         outcome = {"status": protocol.Outcome.CANCELLED}
     except TrainingHandedBack as handed_back:
@@ -376,7 +456,7 @@ def _run_job(
         outcome = {
             "status": protocol.Outcome.SUCCEEDED,
             "trained_tokens": int(result["trained_tokens"]),
-            "output": reporter.store_key(result["output_dir"]),
+            "output": output,
             "metrics": result.get("metrics") or {},
         }
     finally:

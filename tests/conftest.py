@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 from tenants.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_key
 
-# Real vLLM servers (vllm_chat, vllm_embeddings), started on first use.
-pytest_plugins = ["tests.vllm"]
+# Real vLLM servers (vllm_chat, vllm_embeddings), started on first use; a local S3
+# server (s3_server), started on first use or, with ARTIFACT_STORE_URL=s3://..., first.
+pytest_plugins = ["tests.vllm", "tests.s3"]
 
 # Password hashing is deliberately slow; tests need no protection from brute force.
 django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -115,10 +116,21 @@ def _celery_mode(request):
 
 
 @pytest.fixture
-def artifact_root(settings, tmp_path):
-    """A private artifact store (ARTIFACT_ROOT) for this test: nothing leaks between tests or into var/."""
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    return settings.ARTIFACT_ROOT
+def artifact_store(settings, tmp_path, request):
+    """A private artifact store for this test: nothing leaks between tests or into var/.
+
+    A folder under tmp_path, or, when the suite runs on S3 (ARTIFACT_STORE_URL=s3://...),
+    a prefix of its own in the test bucket."""
+    from tests.s3 import SUITE_ON_S3
+
+    if SUITE_ON_S3:
+        settings.ARTIFACT_STORE_URL = request.getfixturevalue("s3_store_url")
+    else:
+        settings.ARTIFACT_STORE_URL = str(tmp_path / "artifacts")
+    settings.ARTIFACT_CACHE_DIR = tmp_path / "artifact-cache"
+    from tokenmill.files.storage import get_artifact_store
+
+    return get_artifact_store()
 
 
 @pytest.fixture(scope="session")

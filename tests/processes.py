@@ -95,6 +95,15 @@ def gpu_node_env(env: dict | None = None) -> dict:
     return {**inherited, "PYTHONPATH": f"{NO_PLATFORM_PATH}{os.pathsep}{ROOT}", **(env or {})}
 
 
+def store_environment(settings) -> dict[str, str]:
+    """The artifact store of the test, as a worker process reads it from its environment
+    (S3 endpoint and credentials are in os.environ already, which workers inherit)."""
+    return {
+        "ARTIFACT_STORE_URL": str(settings.ARTIFACT_STORE_URL),
+        "ARTIFACT_CACHE_DIR": str(settings.ARTIFACT_CACHE_DIR),
+    }
+
+
 def worker_database_url() -> str:
     """A DATABASE_URL for a worker process that points at this session's TEST database.
 
@@ -127,8 +136,8 @@ class Fleet:
     database, Django or platform code at all, which proves they need only the broker
     and the artifact store."""
 
-    def __init__(self, *, artifact_root: Path, trainer: str | None):
-        self.common = {"ARTIFACT_ROOT": str(artifact_root), "JOB_HEARTBEAT_SECONDS": "1"}
+    def __init__(self, *, store_environment: dict[str, str], trainer: str | None):
+        self.common = {**store_environment, "JOB_HEARTBEAT_SECONDS": "1"}
         self.trainer = trainer
         self.processes: list[subprocess.Popen] = []
 

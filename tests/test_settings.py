@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from tokenmill.env import env_bool, env_int, env_list, env_path, env_url
+from tokenmill.env import env_artifact_store, env_bool, env_int, env_list, env_path, env_url
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = "TM_TEST_SETTING"
@@ -348,3 +348,59 @@ def test_redis_roles_on_other_hosts_or_ports_start(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["broker"] == "redis://localhost:6380/0"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            "var/artifacts",
+            f"{VAR} must be an absolute path, file:///path or s3://bucket/prefix, got 'var/artifacts'",
+        ),
+        (
+            "file://server/share",
+            f"{VAR} must be file:///absolute/path (three slashes), got 'file://server/share'",
+        ),
+        (
+            "s3://key:secret@bucket/prefix",
+            f"{VAR} must be s3://bucket/prefix with the bucket's name only, credentials in "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            "s3:///prefix",
+            f"{VAR} must be s3://bucket/prefix with the bucket's name only, credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            "s3://bucket/a/../b",
+            f"{VAR} has a bad prefix 'a/../b': use plain names separated by '/'",
+        ),
+        (
+            "gs://bucket/prefix",
+            f"{VAR} must start with file:// or s3:// (or be an absolute path), got gs://...",
+        ),
+    ],
+    ids=["relative", "file-host", "s3-credentials", "s3-no-bucket", "s3-prefix", "scheme"],
+)
+def test_a_bad_artifact_store_url_names_the_variable(monkeypatch, raw, message):
+    monkeypatch.setenv(VAR, raw)
+    with pytest.raises(ImproperlyConfigured) as raised:
+        env_artifact_store(VAR, Path("/srv/artifacts"))
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    "raw", ["/srv/artifacts", "file:///srv/artifacts", "s3://bucket", "s3://bucket/a/prefix/"]
+)
+def test_good_artifact_store_urls_pass_and_the_default_is_the_folder(monkeypatch, raw):
+    monkeypatch.setenv(VAR, raw)
+    assert env_artifact_store(VAR, Path("/srv/default")) == raw
+    monkeypatch.delenv(VAR)
+    assert env_artifact_store(VAR, Path("/srv/default")) == "/srv/default"
+
+
+def test_a_gpu_node_refuses_a_bad_artifact_store_url_naming_it(monkeypatch):
+    from gpu_inference.gpu_worker import GpuSettings, GpuWorkerConfigError
+
+    monkeypatch.setenv("ARTIFACT_STORE_URL", "ftp://files/artifacts")
+    with pytest.raises(GpuWorkerConfigError, match="ARTIFACT_STORE_URL must start with file://"):
+        GpuSettings()

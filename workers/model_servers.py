@@ -103,7 +103,7 @@ class ModelServers:
             python=sys.executable,
             base_model=model_id,
             vllm_url=url,
-            artifact_root=settings.ARTIFACT_ROOT,
+            artifact_store=settings.ARTIFACT_STORE_URL,
             cache_dir=self.var / "serving" / "adapters" / model_id,
             broker_url=settings.CELERY_BROKER_URL,
             broker_folder=settings.CELERY_BROKER_FOLDER if filesystem else None,

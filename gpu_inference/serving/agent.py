@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from gpu_inference.artifacts import ArtifactStore
+from gpu_inference.artifacts import ArtifactStore, LocalArtifactStore, open_store
 from gpu_inference.broker import filesystem_transport_options, use_atomic_filesystem_transport
 from gpu_inference.serving.manifest import (
     WAKE_EXCHANGE,
@@ -69,15 +69,10 @@ class AdapterCache:
         target = self.folder(adapter)
         if target.is_dir():
             return target
-        prefix = adapter.artifact_key.rstrip("/") + "/"
         staging = target.with_name(target.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
-        for key in self.store.list_files(adapter.artifact_key):
-            destination = staging / key.removeprefix(prefix)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with self.store.open(key) as source, destination.open("wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
-        local = ArtifactStore(self.root)
+        self.store.fetch_folder(adapter.artifact_key, staging)
+        local = LocalArtifactStore(self.root)  # the cache on this host's disk, for the checksum
         copied = folder_checksum(local, staging.name) if staging.is_dir() else ""
         if copied != adapter.checksum:
             shutil.rmtree(staging, ignore_errors=True)
@@ -223,9 +218,11 @@ def argument_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--vllm-url", required=True, help="the vLLM server, http://host:port")
     parser.add_argument(
-        "--artifact-root",
-        default=os.environ.get("ARTIFACT_ROOT"),
-        required=not os.environ.get("ARTIFACT_ROOT"),
+        "--artifact-store",
+        default=os.environ.get("ARTIFACT_STORE_URL"),
+        required=not os.environ.get("ARTIFACT_STORE_URL"),
+        help="the artifact store: a folder, file:///path or s3://bucket/prefix "
+        "(default: ARTIFACT_STORE_URL; S3 credentials from the AWS_* variables)",
     )
     parser.add_argument("--cache-dir", required=True, help="where adapters are copied on this host")
     parser.add_argument("--broker-url", default=os.environ.get("REDIS_URL") or "filesystem://")
@@ -258,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     with VllmClient(args.vllm_url, api_key=api_key) as vllm:
         agent = Agent(
             base_model=args.base_model,
-            store=ArtifactStore(args.artifact_root),
+            store=open_store(args.artifact_store),
             vllm=vllm,
             cache_dir=Path(args.cache_dir),
         )

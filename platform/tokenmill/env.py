@@ -88,6 +88,19 @@ def env_path(name: str, default: Path) -> Path:
     return path.resolve()
 
 
+def env_artifact_store(name: str, default: Path) -> str:
+    """An artifact store URL (`file:///path`, an absolute path, or `s3://bucket/prefix`),
+    checked now so a bad value stops the process at start, naming the variable."""
+    from gpu_inference.artifacts import ArtifactStoreConfigError, parse_store_url
+
+    value = env_str(name) or str(default)
+    try:
+        parse_store_url(value, variable=name)
+    except ArtifactStoreConfigError as error:
+        raise ImproperlyConfigured(str(error)) from None
+    return value
+
+
 def env_url(name: str, *, schemes: tuple[str, ...]) -> str:
     value = env_str(name)
     scheme = value.split("://", 1)[0] if "://" in value else ""

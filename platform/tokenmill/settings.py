@@ -8,6 +8,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from tokenmill.env import (
+    env_artifact_store,
     env_bool,
     env_decimal,
     env_int,
@@ -138,7 +139,12 @@ else:
         }
     }
 
-ARTIFACT_ROOT = env_path("ARTIFACT_ROOT", VAR_DIR / "artifacts")
+# Uploads, normalized datasets, checkpoints, adapters, manifests and job markers: a
+# local folder (the default) or an S3-compatible bucket (s3://bucket/prefix, with the
+# endpoint, region and credentials in the standard AWS_* variables).
+ARTIFACT_STORE_URL = env_artifact_store("ARTIFACT_STORE_URL", VAR_DIR / "artifacts")
+# Local copies of artifacts that must be real files (validation, training's work folder).
+ARTIFACT_CACHE_DIR = env_path("ARTIFACT_CACHE_DIR", VAR_DIR / "artifact-cache")
 FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 10 * 1024**3, minimum=0)
 MAX_CONCURRENT_JOBS = env_int("MAX_CONCURRENT_JOBS", 2, minimum=1)

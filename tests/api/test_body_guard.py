@@ -191,7 +191,7 @@ def test_an_upload_announced_over_the_limit_is_refused_unread(small_limits, acme
 
 @pytest.mark.django_db(transaction=True)
 def test_an_upload_within_the_limit_reaches_the_view_whole(
-    small_limits, acme, alice, artifact_root, monkeypatch
+    small_limits, acme, alice, artifact_store, monkeypatch
 ):
     # Each harness run is a new context, so a persistent connection the view opens would be
     # left behind open: close it at the end of the request, as ASGI deployments should.
@@ -457,7 +457,7 @@ def test_a_small_anonymous_dashboard_post_still_gets_the_views_answer(small_limi
 
 @pytest.mark.django_db(transaction=True)
 def test_a_logged_in_dashboard_upload_goes_through_whole(
-    small_limits, acme, alice, artifact_root, monkeypatch
+    small_limits, acme, alice, artifact_store, monkeypatch
 ):
     monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     content = b"some bytes\n" * 80_000  # 880 KB: over the form limit, within the file limit

@@ -24,8 +24,8 @@ from tokenmill.files import services as file_services
 
 
 @pytest.fixture(autouse=True)
-def _private_artifact_store(artifact_root):
-    return artifact_root
+def _private_artifact_store(artifact_store):
+    return artifact_store
 
 
 def _member(acme, alice):

@@ -47,7 +47,7 @@ def snapshot(tenant) -> dict:
 
 
 @pytest.fixture
-def training_file(acme, artifact_root):
+def training_file(acme, artifact_store):
     return make_training_file(acme)
 
 

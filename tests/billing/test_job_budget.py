@@ -31,7 +31,7 @@ def assert_insufficient_quota(response, *words):
 
 
 @pytest.fixture
-def training_file(acme, artifact_root, demo_model_path):
+def training_file(acme, artifact_store, demo_model_path):
     return make_training_file(acme)
 
 
@@ -63,7 +63,7 @@ def test_a_job_whose_estimate_costs_more_than_is_left_is_refused_with_the_figure
 
 
 def test_a_job_created_before_its_file_was_validated_fails_when_the_estimate_is_over_budget(
-    acme, artifact_root, demo_model_path, settings
+    acme, artifact_store, demo_model_path, settings
 ):
     from tokenmill.finetuning.params import JobRequest
 

@@ -11,7 +11,7 @@ JOBS = "/console/finetuning/finetuningjob/"
 
 
 @pytest.fixture
-def jobs(acme, globex, artifact_root, demo_model_path):
+def jobs(acme, globex, artifact_store, demo_model_path):
     def job(tenant):
         file = make_training_file(tenant)
         return services.job_create(

@@ -20,7 +20,7 @@ DATASETS = reverse("dashboard:datasets")
 
 
 @pytest.fixture(autouse=True)
-def _private_store(artifact_root, demo_model_path):
+def _private_store(artifact_store, demo_model_path):
     """Uploads go to this test's own artifact store; validation counts with the demo tokenizer."""
 
 

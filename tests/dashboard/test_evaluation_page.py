@@ -13,7 +13,7 @@ from tokenmill.finetuning.models import JobEvaluation
 
 
 @pytest.fixture(autouse=True)
-def _private_store(artifact_root, demo_model_path):
+def _private_store(artifact_store, demo_model_path):
     """This test's own artifact store."""
 
 

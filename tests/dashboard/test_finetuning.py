@@ -22,7 +22,7 @@ ESTIMATE = reverse("dashboard:job-estimate")
 
 
 @pytest.fixture(autouse=True)
-def _private_store(artifact_root, demo_model_path):
+def _private_store(artifact_store, demo_model_path):
     """This test's own artifact store; estimates count with the real demo tokenizer."""
 
 

@@ -15,7 +15,7 @@ running_job = job_pages.running_job  # the fixture: a job in its third of eight 
 
 
 @pytest.fixture(autouse=True)
-def _private_store(artifact_root, demo_model_path):
+def _private_store(artifact_store, demo_model_path):
     """This test's own artifact store."""
 
 

@@ -19,7 +19,7 @@ MODELS = reverse("dashboard:models")
 
 
 @pytest.fixture(autouse=True)
-def _private_store(artifact_root):
+def _private_store(artifact_store):
     """This test's own artifact store."""
 
 

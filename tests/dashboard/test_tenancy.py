@@ -117,7 +117,7 @@ def test_every_dashboard_page_is_in_the_matrix():
 
 
 @pytest.fixture
-def acme_world(acme, alice, bob, artifact_root) -> dict[str, str]:
+def acme_world(acme, alice, bob, artifact_store) -> dict[str, str]:
     """One of each of acme's objects, by public id (and the invitation's token)."""
     from tests.finetuning.conftest import make_training_file
     from tokenmill.finetuning import services as finetuning_services

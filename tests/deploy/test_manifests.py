@@ -138,7 +138,7 @@ def test_the_worker_probes_name_their_own_worker():
 def test_serving_agents_are_given_arguments_the_agent_takes(process):
     args = agent.argument_parser().parse_args(process.argv[3:])
     assert args.vllm_url.startswith("http://")
-    assert args.cache_dir and args.artifact_root
+    assert args.cache_dir and args.artifact_store
 
 
 def vllm_flags() -> set[str]:

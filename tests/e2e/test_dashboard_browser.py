@@ -126,7 +126,7 @@ def shots(tmp_path) -> Path:
 
 
 def test_upload_a_dataset_then_see_its_report_and_the_estimate(
-    base_url: str, tiny_chat, alice, artifact_root, demo_model_path, page: Page, shots, tmp_path
+    base_url: str, tiny_chat, alice, artifact_store, demo_model_path, page: Page, shots, tmp_path
 ):
     offsite, console_errors = [], []
     page.on("request", lambda r: r.url.startswith((base_url, "data:")) or offsite.append(r.url))
@@ -166,7 +166,7 @@ def test_upload_a_dataset_then_see_its_report_and_the_estimate(
 
 
 def test_the_job_page_draws_the_loss_chart_and_follows_the_run(
-    base_url: str, tiny_chat, acme, alice, artifact_root, page: Page, shots
+    base_url: str, tiny_chat, acme, alice, artifact_store, page: Page, shots
 ):
     console_errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
@@ -200,7 +200,7 @@ def test_the_job_page_draws_the_loss_chart_and_follows_the_run(
 
 
 def test_the_job_page_shows_the_end_of_a_cancelled_job_without_a_reload(
-    base_url: str, tiny_chat, acme, alice, artifact_root, page: Page, shots
+    base_url: str, tiny_chat, acme, alice, artifact_store, page: Page, shots
 ):
     from tokenmill.finetuning import services
     from tokenmill.finetuning.models import JobCheckpoint
@@ -238,7 +238,7 @@ def test_the_job_page_shows_the_end_of_a_cancelled_job_without_a_reload(
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_many_checkpoints_stay_compact(
-    base_url: str, tiny_chat, acme, alice, artifact_root, page: Page, shots, width
+    base_url: str, tiny_chat, acme, alice, artifact_store, page: Page, shots, width
 ):
     from tokenmill.finetuning.models import JobCheckpoint
 

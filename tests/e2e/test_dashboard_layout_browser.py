@@ -29,7 +29,7 @@ WIDTHS = [1280, 390]
 
 
 @pytest.fixture
-def busy_acme(acme, alice, bob, tiny_chat, artifact_root):
+def busy_acme(acme, alice, bob, tiny_chat, artifact_store):
     """Acme with a long name, and a few of everything the tables list."""
     from django.utils import timezone
 

@@ -9,8 +9,8 @@ from tests.files.helpers import chat_lines, jsonl
 
 
 @pytest.fixture(autouse=True)
-def _private_artifact_store(artifact_root) -> Path:
-    return artifact_root
+def _private_artifact_store(artifact_store) -> Path:
+    return artifact_store
 
 
 @pytest.fixture

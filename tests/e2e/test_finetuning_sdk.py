@@ -10,14 +10,15 @@ import time
 
 import pytest
 
-from tests.processes import Fleet
+from tests.processes import Fleet, store_environment
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 
 @pytest.fixture
-def fleet(transactional_db, artifact_root, demo_model_path):
-    fleet = Fleet(artifact_root=artifact_root, trainer=None)  # the real trainer
+def fleet(transactional_db, settings, artifact_store, demo_model_path):
+    # The real trainer.
+    fleet = Fleet(store_environment=store_environment(settings), trainer=None)
     fleet.control()
     fleet.gpu()
     yield fleet

@@ -139,7 +139,7 @@ def test_every_parameter_error_reaches_the_sdk_as_a_bad_request(client):
 
 
 def test_an_unknown_model_and_another_organizations_fine_tune_are_not_found(
-    client, served, globex, charlie_key, artifact_root
+    client, served, globex, charlie_key, artifact_store
 ):
     theirs = make_fine_tuned_model(globex)
     for model in ("gpt-9", theirs.model_id):
@@ -165,7 +165,7 @@ def identity_adapter(tmp_path_factory, demo_model_path):
 
 
 def test_an_own_fine_tune_answers_until_it_is_deleted(
-    client, vllm_chat, acme, artifact_root, identity_adapter
+    client, vllm_chat, acme, artifact_store, identity_adapter
 ):
     from gpu_inference.serving.vllm_api import VllmClient
 

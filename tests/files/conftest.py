@@ -10,8 +10,8 @@ from gpu_inference.formats import ExampleEncoder
 
 
 @pytest.fixture(autouse=True)
-def _private_artifact_store(artifact_root) -> Path:
-    return artifact_root
+def _private_artifact_store(artifact_store) -> Path:
+    return artifact_store
 
 
 @pytest.fixture

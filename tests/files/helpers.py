@@ -1,9 +1,10 @@
 """Datasets and small helpers the files tests share."""
 
 import json
-from pathlib import Path
 
 from django.test import Client
+
+from gpu_inference.artifacts import ArtifactStore, LocalArtifactStore
 
 
 def chat_lines(n: int = 12) -> list[str]:
@@ -37,9 +38,23 @@ def jsonl(lines: list[str]) -> bytes:
     return "".join(line + "\n" for line in lines).encode()
 
 
-def stored_files(root: Path) -> list[Path]:
-    """Everything in the artifact store, partial writes included."""
-    return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
+def stored_files(store: ArtifactStore) -> list[str]:
+    """Every key in the artifact store, partial writes included (a local store's temporary
+    files, an S3 store's multipart uploads not yet completed or aborted)."""
+    if isinstance(store, LocalArtifactStore):
+        root = store.root
+        if not root.exists():
+            return []
+        return sorted(
+            path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()
+        )
+    client, bucket, start = store.client, store.bucket, f"{store.prefix}/"
+    keys = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=start):
+        keys += [item["Key"].removeprefix(start) for item in page.get("Contents", [])]
+    uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=start).get("Uploads", [])
+    keys += [f"{upload['Key'].removeprefix(start)} (multipart upload)" for upload in uploads]
+    return sorted(keys)
 
 
 def raw_post(body: bytes, content_type: str, key: str, **extra):

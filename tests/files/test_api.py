@@ -99,7 +99,7 @@ def test_content_of_a_missing_file_is_a_json_404_whatever_the_accept(alice_api):
 
 
 def test_delete_removes_the_row_and_then_the_bytes(
-    upload, alice_api, acme, artifact_root, encoder, django_capture_on_commit_callbacks
+    upload, alice_api, acme, artifact_store, encoder, django_capture_on_commit_callbacks
 ):
     file_id = upload(jsonl(chat_lines())).json()["id"]
     file = File.objects.for_tenant(acme).get(public_id=file_id)
@@ -109,18 +109,18 @@ def test_delete_removes_the_row_and_then_the_bytes(
     with django_capture_on_commit_callbacks(execute=True) as on_commit:
         response = alice_api.delete(f"/v1/files/{file_id}")
         # The bytes go only once the deletion is committed; a rollback keeps them.
-        assert len(stored_files(artifact_root)) == 2
+        assert len(stored_files(artifact_store)) == 2
 
     assert len(on_commit) == 1
     assert response.status_code == 200
     assert response.json() == {"id": file_id, "object": "file", "deleted": True}
     assert not File.unscoped.filter(public_id=file_id).exists()
-    assert stored_files(artifact_root) == []
+    assert stored_files(artifact_store) == []
     assert alice_api.delete(f"/v1/files/{file_id}").status_code == 404
 
 
 def test_deleting_a_file_a_fine_tuning_job_uses_is_refused(
-    upload, alice_api, acme, monkeypatch, artifact_root
+    upload, alice_api, acme, monkeypatch, artifact_store
 ):
     """Jobs hold their files with on_delete=RESTRICT; Django's RestrictedError stands in for them."""
     from types import SimpleNamespace
@@ -144,4 +144,4 @@ def test_deleting_a_file_a_fine_tuning_job_uses_is_refused(
         f"File {file_id!r} cannot be deleted: it is used by fine-tuning jobs ftjob-a, ftjob-b.",
     )
     assert File.unscoped.filter(public_id=file_id).exists()
-    assert len(stored_files(artifact_root)) == 1
+    assert len(stored_files(artifact_store)) == 1

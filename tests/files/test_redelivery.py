@@ -11,7 +11,7 @@ from django.conf import settings
 
 from tests.files.helpers import chat_lines, jsonl
 from tests.files.worker_crash import CRASHING_FILENAME
-from tests.processes import ROOT, stop_worker, worker_database_url
+from tests.processes import ROOT, stop_worker, store_environment, worker_database_url
 from tokenmill.files.models import File
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -40,14 +40,14 @@ def wait_validated(file: File, worker: subprocess.Popen, seconds: float = 120) -
 
 
 def test_a_validation_that_kills_its_worker_is_given_up_after_the_limit(
-    upload, acme, artifact_root, demo_model_path, tmp_path
+    upload, acme, artifact_store, demo_model_path, tmp_path
 ):
     crashes = tmp_path / "crashes"
     crashes.mkdir()
     worker = start_prefork_worker(
         {
             "DATABASE_URL": worker_database_url(),
-            "ARTIFACT_ROOT": str(artifact_root),
+            **store_environment(settings),
             "MODEL_ROOT": str(settings.MODEL_ROOT),
             "TASK_MAX_DELIVERIES": "2",
             "CRASH_LOG_DIR": str(crashes),

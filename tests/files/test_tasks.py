@@ -67,7 +67,7 @@ def test_a_file_deleted_before_its_validation_is_skipped(pending, acme):
 
 
 def test_a_file_deleted_during_validation_leaves_no_normalized_file(
-    pending, acme, encoder, monkeypatch, artifact_root
+    pending, acme, encoder, monkeypatch, artifact_store
 ):
     validate = services.validate_dataset
 
@@ -78,7 +78,7 @@ def test_a_file_deleted_during_validation_leaves_no_normalized_file(
 
     monkeypatch.setattr(services, "validate_dataset", deleted_meanwhile)
     assert tasks.validate_file.delay(pending.pk).get() == "processed"
-    assert not (artifact_root / "files" / pending.public_id).exists()
+    assert not artifact_store.exists(f"files/{pending.public_id}")
 
 
 def test_transient_errors_are_retried_then_the_file_is_marked_error(

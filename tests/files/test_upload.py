@@ -50,7 +50,7 @@ def test_a_fine_tune_upload_is_stored_then_validated_with_real_token_counts(
     file = File.objects.for_tenant(acme).get(public_id=body["id"])
     assert file.sha256 == hashlib.sha256(content).hexdigest()
     store = get_artifact_store()
-    assert store.path(file.storage_key).read_bytes() == content
+    assert store.read_bytes(file.storage_key) == content
 
     validated = alice_api.get(f"/v1/files/{body['id']}").json()
     assert validated["status"] == "processed"
@@ -63,7 +63,7 @@ def test_a_fine_tune_upload_is_stored_then_validated_with_real_token_counts(
     assert statistics["n_examples"] == 12
     assert statistics["context_length"] == 256  # the catalog's tiny-chat
     # Counted by the demo model's own tokenizer on the normalized file the trainer reads.
-    normalized = store.path(file.normalized_key).read_text().splitlines()
+    normalized = store.read_bytes(file.normalized_key).decode().splitlines()
     assert len(normalized) == 12
     counts = [encoder.count_tokens(json.loads(line)) for line in normalized]
     assert statistics["total_tokens"] == sum(counts)
@@ -118,9 +118,9 @@ def test_user_data_is_stored_without_dataset_validation(upload, acme):
 # -- errors a caller can cause ------------------------------------------------------------
 
 
-def assert_nothing_stored(artifact_root):
+def assert_nothing_stored(artifact_store):
     assert File.unscoped.count() == 0
-    assert stored_files(artifact_root) == []
+    assert stored_files(artifact_store) == []
 
 
 @pytest.mark.parametrize(
@@ -166,10 +166,10 @@ def assert_nothing_stored(artifact_root):
     ],
 )
 def test_bad_uploads_are_refused_and_store_nothing(
-    upload, artifact_root, content, name, purpose, param, code, message
+    upload, artifact_store, content, name, purpose, param, code, message
 ):
     refused(upload(content, name=name, purpose=purpose), 400, param, code, message)
-    assert_nothing_stored(artifact_root)
+    assert_nothing_stored(artifact_store)
 
 
 def test_a_json_body_is_not_a_file(alice_api):
@@ -182,7 +182,7 @@ def test_a_json_body_is_not_a_file(alice_api):
 
 
 def test_too_large_by_content_length_is_refused_before_the_body_is_read(
-    alice_key, settings, artifact_root
+    alice_key, settings, artifact_store
 ):
     settings.FILE_MAX_BYTES = 1000
     # The header claims 10 GB; the body is never read, so its real size does not matter.
@@ -199,26 +199,26 @@ def test_too_large_by_content_length_is_refused_before_the_body_is_read(
         "file_too_large",
         "The upload is 10,737,418,240 bytes; a file may be at most 1,000 bytes.",
     )
-    assert_nothing_stored(artifact_root)
+    assert_nothing_stored(artifact_store)
 
 
-def test_too_large_by_content_length_with_a_real_body(upload, settings, artifact_root):
+def test_too_large_by_content_length_with_a_real_body(upload, settings, artifact_store):
     settings.FILE_MAX_BYTES = 1000
     response = upload(b"x" * 200_000)
     assert response.status_code == 413
     assert error_of(response)["code"] == "file_too_large"
     assert error_of(response)["message"].endswith("a file may be at most 1,000 bytes.")
-    assert_nothing_stored(artifact_root)
+    assert_nothing_stored(artifact_store)
 
 
-def test_too_large_while_streaming(upload, settings, artifact_root):
+def test_too_large_while_streaming(upload, settings, artifact_store):
     # Within the multipart allowance, so the Content-Length check lets it through.
     settings.FILE_MAX_BYTES = 1000
     response = upload(b"x" * 1001)
     refused(
         response, 413, "file", "file_too_large", "The file is larger than the limit of 1,000 bytes."
     )
-    assert_nothing_stored(artifact_root)
+    assert_nothing_stored(artifact_store)
 
 
 def test_exactly_the_limit_is_accepted(upload, settings):
@@ -226,7 +226,7 @@ def test_exactly_the_limit_is_accepted(upload, settings):
     assert upload(b"x" * 1000, purpose="user_data").json()["bytes"] == 1000
 
 
-def test_storage_quota_of_the_organization(upload, acme, artifact_root):
+def test_storage_quota_of_the_organization(upload, acme, artifact_store):
     acme.storage_quota_bytes = 1500
     acme.save()
     first = upload(b"a" * 1000, purpose="user_data")
@@ -243,27 +243,26 @@ def test_storage_quota_of_the_organization(upload, acme, artifact_root):
         "and this file is 600 bytes. Delete files you no longer need, or ask for a larger quota.",
     )
     assert File.unscoped.count() == 1
-    assert len(stored_files(artifact_root)) == 1
+    assert len(stored_files(artifact_store)) == 1
     # Exactly filling the quota is fine.
     assert upload(b"c" * 500, purpose="user_data").status_code == 200
 
 
-def test_storage_quota_defaults_to_the_platform_setting(upload, settings, artifact_root):
+def test_storage_quota_defaults_to_the_platform_setting(upload, settings, artifact_store):
     settings.STORAGE_QUOTA_BYTES = 10
     response = upload(b"x" * 11, purpose="user_data")
     assert response.status_code == 400
     assert error_of(response)["code"] == "storage_quota_exceeded"
     assert "of its 10-byte quota" in error_of(response)["message"]
-    assert_nothing_stored(artifact_root)
+    assert_nothing_stored(artifact_store)
 
 
-def test_the_quota_is_checked_again_under_the_lock(upload, acme, monkeypatch, artifact_root):
+def test_the_quota_is_checked_again_under_the_lock(upload, acme, monkeypatch, artifact_store):
     """Another upload commits while this one copies its bytes: the locked check refuses it."""
-    from gpu_inference.artifacts import ArtifactStore
-
+    backend = type(artifact_store)
     acme.storage_quota_bytes = 1000
     acme.save()
-    copy = ArtifactStore.write_stream
+    copy = backend.write_stream
 
     def copy_while_another_upload_lands(self, key, chunks, **kwargs):
         result = copy(self, key, chunks, **kwargs)
@@ -278,7 +277,7 @@ def test_the_quota_is_checked_again_under_the_lock(upload, acme, monkeypatch, ar
         StoredArtifact.objects.create(tenant=acme, key="files/elsewhere", bytes=900)
         return result
 
-    monkeypatch.setattr(ArtifactStore, "write_stream", copy_while_another_upload_lands)
+    monkeypatch.setattr(backend, "write_stream", copy_while_another_upload_lands)
 
     response = upload(b"x" * 200, purpose="user_data")
 
@@ -286,17 +285,17 @@ def test_the_quota_is_checked_again_under_the_lock(upload, acme, monkeypatch, ar
     assert error_of(response)["code"] == "storage_quota_exceeded"
     assert "stores 900 bytes" in error_of(response)["message"]
     assert list(File.unscoped.values_list("filename", flat=True)) == ["concurrent.txt"]
-    assert stored_files(artifact_root) == []
+    assert stored_files(artifact_store) == []
 
 
-def test_a_failure_after_the_copy_leaves_no_row_and_no_bytes(upload, monkeypatch, artifact_root):
+def test_a_failure_after_the_copy_leaves_no_row_and_no_bytes(upload, monkeypatch, artifact_store):
     def broken_save(self, *args, **kwargs):
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(File, "save", broken_save)
     with pytest.raises(RuntimeError, match="the database went away"):
         upload(jsonl(chat_lines()))
-    assert_nothing_stored(artifact_root)
+    assert_nothing_stored(artifact_store)
 
 
 def test_the_files_scope_is_required(api, acme, alice, upload):

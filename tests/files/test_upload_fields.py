@@ -7,7 +7,7 @@ from tests.files.helpers import chat_lines, jsonl, raw_post, refused, stored_fil
 from tokenmill.files.models import File
 
 
-def test_a_repeated_purpose_is_refused_naming_it(alice_api, acme, artifact_root):
+def test_a_repeated_purpose_is_refused_naming_it(alice_api, acme, artifact_store):
     response = alice_api.post(
         "/v1/files",
         {
@@ -23,11 +23,11 @@ def test_a_repeated_purpose_is_refused_naming_it(alice_api, acme, artifact_root)
         "duplicate_parameter",
         "The request has 2 'purpose' fields; send exactly one.",
     )
-    assert stored_files(artifact_root) == []
+    assert stored_files(artifact_store) == []
     assert not File.unscoped.exists()
 
 
-def test_a_repeated_file_is_refused_naming_it(alice_api, acme, artifact_root):
+def test_a_repeated_file_is_refused_naming_it(alice_api, acme, artifact_store):
     response = alice_api.post(
         "/v1/files",
         {
@@ -46,12 +46,12 @@ def test_a_repeated_file_is_refused_naming_it(alice_api, acme, artifact_root):
         "duplicate_parameter",
         "The request has 2 'file' fields; send exactly one.",
     )
-    assert stored_files(artifact_root) == []
+    assert stored_files(artifact_store) == []
     assert not File.unscoped.exists()
 
 
 @pytest.mark.parametrize("field", ["file", "purpose"])
-def test_the_dashboard_upload_refuses_a_repeated_field(alice, acme, field, artifact_root):
+def test_the_dashboard_upload_refuses_a_repeated_field(alice, acme, field, artifact_store):
     from django.test import Client
 
     client = Client()
@@ -69,7 +69,7 @@ def test_the_dashboard_upload_refuses_a_repeated_field(alice, acme, field, artif
     assert response.json()["errors"][field] == [
         {"message": f"The request has 2 '{field}' fields; send exactly one.", "code": ""}
     ]
-    assert stored_files(artifact_root) == []
+    assert stored_files(artifact_store) == []
     assert not File.unscoped.exists()
 
 
@@ -96,7 +96,7 @@ AHEAD = part(b'Content-Disposition: form-data; name="note"', b"n" * (64 * 1024 -
 
 @pytest.mark.parametrize("preamble", [b"", AHEAD], ids=["first", "across-reads"])
 def test_a_file_name_that_is_not_utf8_is_refused_saying_so(
-    alice_key, acme, artifact_root, preamble
+    alice_key, acme, artifact_store, preamble
 ):
     response = raw_post(
         upload_body(b"caf\xe9.jsonl", preamble=preamble),
@@ -111,11 +111,11 @@ def test_a_file_name_that_is_not_utf8_is_refused_saying_so(
         "The file name is not valid UTF-8: name the file in UTF-8 (or send it as "
         "filename*=UTF-8''...) and upload it again.",
     )
-    assert stored_files(artifact_root) == []
+    assert stored_files(artifact_store) == []
     assert not File.unscoped.exists()
 
 
-def test_a_utf8_file_name_is_kept(alice_key, acme, artifact_root):
+def test_a_utf8_file_name_is_kept(alice_key, acme, artifact_store):
     response = raw_post(
         upload_body("café.jsonl".encode()), "multipart/form-data; boundary=XyZ", alice_key
     )

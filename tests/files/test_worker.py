@@ -6,20 +6,20 @@ import pytest
 from django.conf import settings
 
 from tests.files.helpers import chat_lines, jsonl
-from tests.processes import start_worker, stop_worker, worker_database_url
+from tests.processes import start_worker, stop_worker, store_environment, worker_database_url
 from tokenmill.files.models import File
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_default_queue_worker_validates_an_upload(
-    upload, acme, artifact_root, demo_model_path, encoder
+    upload, acme, artifact_store, demo_model_path, encoder
 ):
     worker = start_worker(
         "default",
         env={
             "DATABASE_URL": worker_database_url(),
-            "ARTIFACT_ROOT": str(artifact_root),
+            **store_environment(settings),
             "MODEL_ROOT": str(settings.MODEL_ROOT),
         },
     )
@@ -37,6 +37,6 @@ def test_a_default_queue_worker_validates_an_upload(
 
         assert file.status == File.Status.PROCESSED, file.status_details
         assert file.validation["statistics"]["n_examples"] == 12
-        assert (artifact_root / file.normalized_key).is_file()
+        assert artifact_store.size(file.normalized_key) > 0
     finally:
         stop_worker(worker)

@@ -61,7 +61,7 @@ def fake_trainer(settings, monkeypatch):
 
 
 @pytest.fixture
-def training_file(acme, artifact_root, demo_model_path):
+def training_file(acme, artifact_store, demo_model_path):
     return make_training_file(acme)
 
 
@@ -109,7 +109,7 @@ def lost(job: FineTuningJob, settings) -> None:
 
 
 @pytest.fixture
-def dispatched(acme, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks):
+def dispatched(acme, artifact_store, demo_model_path, sent, django_capture_on_commit_callbacks):
     """A job dispatched as attempt 1 whose worker started it."""
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):

@@ -1,13 +1,22 @@
 """Attempts are fenced: a requeue starts a new attempt, only the attempt dispatched last
 may report, and what a superseded attempt left is deleted when the next one starts."""
 
+from pathlib import Path
+
 from gpu_inference import protocol
-from gpu_inference.artifacts import ArtifactStore
 from gpu_inference.worker import ControlReporter, PathScrubber
 from tests.finetuning.conftest import lost, report
 from tokenmill.files.storage import get_artifact_store
 from tokenmill.finetuning import control, scheduling, services
 from tokenmill.finetuning.models import FineTuningJob, JobCheckpoint, JobEvent
+
+
+def reporter_for(job_id: str, attempt: int) -> ControlReporter:
+    """The reporter of a worker running `attempt` of the job."""
+    spec = {"job_id": job_id, "attempt": attempt, "output_prefix": "unused"}
+    return ControlReporter(
+        spec, get_artifact_store(), lambda r: None, PathScrubber(), work_dir=Path("/nonexistent")
+    )
 
 
 def requeue(job, settings, capture) -> FineTuningJob:
@@ -36,10 +45,7 @@ def test_a_requeue_starts_a_new_attempt_that_a_stale_started_cannot_flip(
 def test_the_requeue_tells_the_old_worker_to_stand_down(
     dispatched, settings, django_capture_on_commit_callbacks
 ):
-    store = ArtifactStore(settings.ARTIFACT_ROOT)
-    old = ControlReporter(
-        {"job_id": dispatched.public_id, "attempt": 1}, store, lambda r: None, PathScrubber()
-    )
+    old = reporter_for(dispatched.public_id, 1)
     assert not old.should_cancel()
     requeue(dispatched, settings, django_capture_on_commit_callbacks)
     assert old.should_cancel()
@@ -48,14 +54,11 @@ def test_the_requeue_tells_the_old_worker_to_stand_down(
 def test_a_cancel_stops_only_its_own_attempt(
     dispatched, settings, django_capture_on_commit_callbacks
 ):
-    store = ArtifactStore(settings.ARTIFACT_ROOT)
     control.request_stop(dispatched.public_id, 1)
     job = requeue(dispatched, settings, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
         scheduling.jobs_dispatch()
-    second = ControlReporter(
-        {"job_id": job.public_id, "attempt": 2}, store, lambda r: None, PathScrubber()
-    )
+    second = reporter_for(job.public_id, 2)
     assert not second.should_cancel()
 
 

@@ -12,7 +12,13 @@ def finish(job: FineTuningJob) -> None:
 
 
 def test_one_tenants_backlog_cannot_starve_another(
-    acme, globex, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+    acme,
+    globex,
+    settings,
+    artifact_store,
+    demo_model_path,
+    sent,
+    django_capture_on_commit_callbacks,
 ):
     settings.GPU_WORKER_SLOTS = 2
     settings.MAX_CONCURRENT_JOBS = 5
@@ -32,7 +38,7 @@ def test_one_tenants_backlog_cannot_starve_another(
 
 
 def test_an_organization_never_exceeds_its_concurrent_job_limit(
-    acme, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+    acme, settings, artifact_store, demo_model_path, sent, django_capture_on_commit_callbacks
 ):
     settings.GPU_WORKER_SLOTS = 4
     acme.max_concurrent_jobs = 1
@@ -45,7 +51,7 @@ def test_an_organization_never_exceeds_its_concurrent_job_limit(
 
 
 def test_the_spec_is_self_contained(
-    acme, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+    acme, settings, artifact_store, demo_model_path, sent, django_capture_on_commit_callbacks
 ):
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):
@@ -66,7 +72,7 @@ def test_the_spec_is_self_contained(
 
 
 def test_reports_of_a_superseded_attempt_are_ignored(
-    acme, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+    acme, settings, artifact_store, demo_model_path, sent, django_capture_on_commit_callbacks
 ):
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):
@@ -92,7 +98,13 @@ def test_reports_of_a_superseded_attempt_are_ignored(
 
 
 def test_a_suspended_organizations_jobs_wait(
-    acme, globex, settings, artifact_root, demo_model_path, sent, django_capture_on_commit_callbacks
+    acme,
+    globex,
+    settings,
+    artifact_store,
+    demo_model_path,
+    sent,
+    django_capture_on_commit_callbacks,
 ):
     from tenants import services as tenant_services
 
@@ -126,7 +138,7 @@ def file_model() -> BaseModel:
 
 
 def test_sixty_jobs_of_one_tenant_take_turns_with_another_tenants_one(
-    acme, globex, settings, artifact_root, sent, django_capture_on_commit_callbacks
+    acme, globex, settings, artifact_store, sent, django_capture_on_commit_callbacks
 ):
     settings.GPU_WORKER_SLOTS = 1
     acme_jobs = waiting_jobs(acme, make_training_file(acme), 60)
@@ -148,7 +160,7 @@ def test_sixty_jobs_of_one_tenant_take_turns_with_another_tenants_one(
 
 
 def test_the_tenant_served_longest_ago_goes_first(
-    acme, globex, settings, artifact_root, sent, django_capture_on_commit_callbacks
+    acme, globex, settings, artifact_store, sent, django_capture_on_commit_callbacks
 ):
     settings.GPU_WORKER_SLOTS = 1
     a = waiting_jobs(acme, make_training_file(acme), 3)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.finetuning.conftest import chat_examples, make_training_file
 from tests.finetuning.test_workers import job_status, messages, wait_for
-from tests.processes import Fleet
+from tests.processes import Fleet, store_environment
 from tokenmill.finetuning.models import FineTuningJob
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -22,9 +22,9 @@ EPOCHS, BATCH = 20, 1  # 20 examples: 400 steps of the demo model, several secon
 
 
 @pytest.fixture
-def fleet(settings, tmp_path, demo_model_path):
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    fleet = Fleet(artifact_root=settings.ARTIFACT_ROOT, trainer=None)  # the real trainer
+def fleet(settings, artifact_store, demo_model_path):
+    # The real trainer.
+    fleet = Fleet(store_environment=store_environment(settings), trainer=None)
     yield fleet
     fleet.stop()
 

@@ -27,7 +27,7 @@ def succeeded_job(tenant) -> FineTuningJob:
 
 
 def test_a_job_without_a_validation_file_holds_out_part_of_the_training_file(
-    acme, artifact_root, demo_model_path
+    acme, artifact_store, demo_model_path
 ):
     job = queued_job(acme)  # 20 examples
     assert job.holdout["count"] == 2
@@ -52,7 +52,7 @@ def queued_job_on(tenant, training_file) -> FineTuningJob:
     return job
 
 
-def test_a_validation_file_means_no_held_out_split(acme, artifact_root, demo_model_path):
+def test_a_validation_file_means_no_held_out_split(acme, artifact_store, demo_model_path):
     training, validation = make_training_file(acme), make_training_file(acme)
     job = services.job_create(
         tenant=acme,
@@ -69,7 +69,12 @@ def test_a_validation_file_means_no_held_out_split(acme, artifact_root, demo_mod
 
 
 def test_a_succeeded_job_gets_a_report_that_waits_for_a_replica(
-    acme, artifact_root, demo_model_path, fake_trainer, django_capture_on_commit_callbacks, settings
+    acme,
+    artifact_store,
+    demo_model_path,
+    fake_trainer,
+    django_capture_on_commit_callbacks,
+    settings,
 ):
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):
@@ -98,7 +103,7 @@ def test_a_succeeded_job_gets_a_report_that_waits_for_a_replica(
     assert evaluation.evaluations_resend() == 0
 
 
-def test_the_report_in_the_platform_api(acme, alice_api, artifact_root):
+def test_the_report_in_the_platform_api(acme, alice_api, artifact_store):
     job = succeeded_job(acme)
     stored_evaluation(job)
     response = alice_api.get(f"/api/v1/fine_tuning/jobs/{job.public_id}/evaluation")
@@ -116,7 +121,7 @@ def test_the_report_in_the_platform_api(acme, alice_api, artifact_root):
     )
 
 
-def test_a_job_without_a_report_answers_404_saying_why(acme, alice_api, artifact_root):
+def test_a_job_without_a_report_answers_404_saying_why(acme, alice_api, artifact_store):
     job = services.job_create(
         tenant=acme,
         request=JobRequest(model="tiny-chat", training_file=make_training_file(acme).public_id),

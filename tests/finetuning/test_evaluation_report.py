@@ -59,7 +59,13 @@ def train_for_real(acme, django_capture_on_commit_callbacks) -> FineTuningJob:
 
 
 def test_the_report_shows_the_fine_tune_beats_the_base_model(
-    acme, artifact_root, demo_model_path, vllm_chat, django_capture_on_commit_callbacks, alice_api
+    acme,
+    artifact_store,
+    demo_model_path,
+    vllm_chat,
+    django_capture_on_commit_callbacks,
+    alice_api,
+    tmp_path,
 ):
     job = train_for_real(acme, django_capture_on_commit_callbacks)
     # 100 examples: 10 held out (stated on the job), 90 trained on.
@@ -71,7 +77,8 @@ def test_the_report_shows_the_fine_tune_beats_the_base_model(
     assert report_row.model_id == job.fine_tuned_model
 
     replica_register(model_id="tiny-chat", url=vllm_chat.base_url, api_key=vllm_chat.api_key)
-    adapter = get_artifact_store().path(job.model.artifact_key)
+    adapter = tmp_path / "adapter"
+    get_artifact_store().fetch_folder(job.model.artifact_key, adapter)
     with VllmClient(vllm_chat.base_url, api_key=vllm_chat.api_key) as vllm:
         vllm.load_adapter(job.fine_tuned_model, str(adapter))
         try:

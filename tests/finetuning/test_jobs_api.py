@@ -205,7 +205,7 @@ def test_bad_parameters_get_400_naming_the_parameter(
 
 
 def test_files_that_cannot_be_trained_on_are_refused(
-    alice_api, acme, globex, artifact_root, demo_model_path
+    alice_api, acme, globex, artifact_store, demo_model_path
 ):
     other_tenants = make_training_file(globex)
     user_data = make_training_file(acme, purpose="user_data")
@@ -237,7 +237,7 @@ def test_a_key_without_the_fine_tuning_scope_is_refused(api, acme, alice, traini
 
 
 def test_a_job_waits_for_its_file_to_be_validated(
-    alice_api, acme, artifact_root, demo_model_path, run_commits, fake_trainer
+    alice_api, acme, artifact_store, demo_model_path, run_commits, fake_trainer
 ):
     pending = make_training_file(acme)
     File.unscoped.filter(pk=pending.pk).update(status="uploaded")

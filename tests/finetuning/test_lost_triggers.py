@@ -29,7 +29,7 @@ def dataset() -> SimpleUploadedFile:
 def test_an_upload_survives_a_broker_blip_and_the_sweep_validates_it(
     alice_api,
     acme,
-    artifact_root,
+    artifact_store,
     demo_model_path,
     settings,
     monkeypatch,
@@ -56,7 +56,7 @@ def test_an_upload_survives_a_broker_blip_and_the_sweep_validates_it(
 
 
 def test_the_sweep_sends_a_file_once_per_grace_period_and_again_after_a_failed_send(
-    acme, artifact_root, demo_model_path, settings, monkeypatch
+    acme, artifact_store, demo_model_path, settings, monkeypatch
 ):
     file = make_training_file(acme, status="uploaded")
     settings.FILE_VALIDATION_GRACE = 60
@@ -94,7 +94,7 @@ def test_a_job_survives_a_broker_blip_at_creation_and_the_safety_net_prepares_it
 
 
 def test_jobs_waiting_for_their_files_cannot_starve_the_safety_net(
-    acme, globex, artifact_root, demo_model_path, settings
+    acme, globex, artifact_store, demo_model_path, settings
 ):
     blocking = scheduling.STALLED_BATCH + 1
     unvalidated = make_training_file(acme, status="uploaded")

@@ -5,15 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from gpu_inference.artifacts import ArtifactStore
 from gpu_inference.worker import run_job
+from tokenmill.files.storage import get_artifact_store
 from tokenmill.finetuning import scheduling, services
 from tokenmill.finetuning.models import FineTuningJob
 from tokenmill.finetuning.params import JobRequest
 
 
 def server_paths(settings) -> set[str]:
-    roots = (Path(settings.ARTIFACT_ROOT), Path(settings.MODEL_ROOT))
+    store = get_artifact_store()
+    roots = (*store.host_folders(), Path(settings.ARTIFACT_CACHE_DIR), Path(settings.MODEL_ROOT))
     return {str(form) for root in roots for form in (root, root.resolve())}
 
 
@@ -73,8 +74,9 @@ def leaky_trainer(spec: dict, reporter) -> dict:
     raise FileNotFoundError(f"[Errno 2] No such file: '{spec['base_model_path']}/model.bin'")
 
 
-def test_the_worker_strips_its_folders_from_whatever_it_reports(tmp_path):
-    store, model_root = ArtifactStore(tmp_path / "artifacts"), tmp_path / "models"
+def test_the_worker_strips_its_folders_from_whatever_it_reports(artifact_store, tmp_path):
+    store, model_root = artifact_store, tmp_path / "models"
+    store.write_bytes("files/file-x/normalized.jsonl", b"{}\n")
     sent = []
     spec = {
         "job_id": "ftjob-x",
@@ -96,6 +98,7 @@ def test_the_worker_strips_its_folders_from_whatever_it_reports(tmp_path):
         trainer=f"{__name__}.leaky_trainer",
         send=sent.append,
         heartbeat_seconds=60,
+        work_root=tmp_path / "work",
     )
     assert outcome == "failed"
     reported = json.dumps([report["payload"] for report in sent])

@@ -10,7 +10,7 @@ from tokenmill.finetuning.models import FineTuningJob
 
 
 def test_a_job_heard_from_is_not_redispatched_while_its_started_report_is_late(
-    acme, artifact_root, demo_model_path, sent, settings, django_capture_on_commit_callbacks
+    acme, artifact_store, demo_model_path, sent, settings, django_capture_on_commit_callbacks
 ):
     job = queued_job(acme)
     with django_capture_on_commit_callbacks(execute=True):

@@ -114,7 +114,7 @@ def validating_job(tenant, file) -> FineTuningJob:
 def test_preparation_retries_a_transient_error(
     retries_in_process,
     acme,
-    artifact_root,
+    artifact_store,
     demo_model_path,
     monkeypatch,
     django_capture_on_commit_callbacks,
@@ -140,7 +140,7 @@ def test_preparation_retries_a_transient_error(
 def test_preparation_fails_a_job_for_good_on_a_permanent_error(
     retries_in_process,
     acme,
-    artifact_root,
+    artifact_store,
     demo_model_path,
     monkeypatch,
     django_capture_on_commit_callbacks,
@@ -164,7 +164,7 @@ def test_preparation_fails_a_job_for_good_on_a_permanent_error(
 
 
 def test_a_job_is_prepared_when_its_files_validation_ends(
-    acme, artifact_root, demo_model_path, monkeypatch, django_capture_on_commit_callbacks
+    acme, artifact_store, demo_model_path, monkeypatch, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(scheduling, "jobs_dispatch", lambda: [])
     file = make_training_file(acme, status="uploaded")
@@ -179,7 +179,7 @@ def test_a_job_is_prepared_when_its_files_validation_ends(
 
 
 def test_a_file_that_fails_validation_fails_its_job_at_once(
-    acme, artifact_root, demo_model_path, django_capture_on_commit_callbacks
+    acme, artifact_store, demo_model_path, django_capture_on_commit_callbacks
 ):
     file = make_training_file(acme, status="uploaded")
     from tokenmill.files.storage import get_artifact_store
@@ -195,7 +195,7 @@ def test_a_file_that_fails_validation_fails_its_job_at_once(
 
 
 def test_the_safety_net_prepares_a_job_whose_trigger_was_lost(
-    acme, artifact_root, demo_model_path, settings, monkeypatch, django_capture_on_commit_callbacks
+    acme, artifact_store, demo_model_path, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(scheduling, "jobs_dispatch", lambda: [])
     file = make_training_file(acme)
@@ -212,7 +212,7 @@ def test_the_safety_net_prepares_a_job_whose_trigger_was_lost(
     assert FineTuningJob.unscoped.get(pk=job.pk).status == "queued"
 
 
-def test_the_safety_net_asks_once_per_grace_period(acme, artifact_root, demo_model_path, settings):
+def test_the_safety_net_asks_once_per_grace_period(acme, artifact_store, demo_model_path, settings):
     file = make_training_file(acme)
     job = validating_job(acme, file)
     FineTuningJob.unscoped.filter(pk=job.pk).update(
@@ -223,7 +223,7 @@ def test_the_safety_net_asks_once_per_grace_period(acme, artifact_root, demo_mod
 
 
 def test_a_job_whose_file_is_never_validated_fails_after_the_timeout(
-    acme, artifact_root, demo_model_path, settings
+    acme, artifact_store, demo_model_path, settings
 ):
     file = make_training_file(acme, status="uploaded")
     job = validating_job(acme, file)

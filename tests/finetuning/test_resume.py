@@ -4,7 +4,7 @@ platform moves their rows (and the metrics up to them) to the new attempt. A dra
 worker's hand-back queues the job again at once, without counting the attempt."""
 
 from gpu_inference import protocol
-from gpu_inference.worker import carry_checkpoints, training_spec
+from gpu_inference.worker import carry_checkpoints, fetch_resume_point, training_spec
 from tests.finetuning.conftest import lost, report
 from tests.finetuning.test_attempts import requeue
 from tokenmill.files.storage import get_artifact_store
@@ -39,7 +39,7 @@ def dispatch_again(job, capture) -> FineTuningJob:
 
 
 def test_the_next_attempt_resumes_from_the_last_checkpoint_of_the_lost_one(
-    dispatched, settings, sent, django_capture_on_commit_callbacks
+    dispatched, settings, sent, django_capture_on_commit_callbacks, tmp_path
 ):
     keys = train_two_epochs(dispatched)
     job = requeue(dispatched, settings, django_capture_on_commit_callbacks)
@@ -54,8 +54,21 @@ def test_the_next_attempt_resumes_from_the_last_checkpoint_of_the_lost_one(
     assert carried == {key: key.replace("/attempt-1/", "/attempt-2/") for key in keys}
     assert store.exists(f"{carried[keys[1]]}/adapter_config.json")
     assert store.exists(f"{protocol.training_state_key(carried[keys[1]])}/state.json")
-    trainer_spec = training_spec(spec, store, settings.MODEL_ROOT, carried)
-    assert trainer_spec["resume_from"] == str(store.path(carried[keys[1]]))
+    work = tmp_path / "work"
+    resume = fetch_resume_point(store, carried, work)
+    assert resume == (work / "checkpoints" / "epoch-2", work / "training-state" / "epoch-2")
+    assert (resume[0] / "adapter_config.json").is_file()
+    assert (resume[1] / "state.json").is_file()
+    trainer_spec = training_spec(
+        spec,
+        model_root=settings.MODEL_ROOT,
+        training_file=work / "train.jsonl",
+        validation_file=None,
+        output_dir=work,
+        resume=resume,
+    )
+    assert trainer_spec["resume_from"] == str(resume[0])
+    assert trainer_spec["resume_state"] == str(resume[1])
 
     with django_capture_on_commit_callbacks(execute=True):
         assert report(job, "started", {"worker": "gpu-2", "carried": carried}, seq=1)

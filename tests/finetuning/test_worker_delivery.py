@@ -42,15 +42,16 @@ def run(spec, store, tmp_path, send, **options) -> str:
         trainer=FAKE_TRAINER,
         send=send,
         heartbeat_seconds=3600,
+        work_root=tmp_path / "work",
         **options,
     )
 
 
 def test_progress_reports_survive_a_broker_blip_and_checkpoints_are_sent_later(
-    tmp_path, monkeypatch
+    artifact_store, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("FAKE_TRAINER_MODE", "ok")
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = artifact_store
     sent: list[dict] = []
     refused: set[int] = set()
 
@@ -70,16 +71,18 @@ def test_progress_reports_survive_a_broker_blip_and_checkpoints_are_sent_later(
     assert len({r["seq"] for r in sent}) == len(sent)
 
 
-def test_the_outcome_is_stored_first_then_retried_with_backoff(tmp_path, monkeypatch):
+def test_the_outcome_is_stored_first_then_retried_with_backoff(
+    artifact_store, tmp_path, monkeypatch
+):
     monkeypatch.setenv("FAKE_TRAINER_MODE", "ok")
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = artifact_store
     sent: list[dict] = []
     refusals = iter(range(3))
     waits: list[float] = []
 
     def send(report):
         if report["kind"] == "outcome":
-            stored = json.loads(store.path(protocol.outcome_key("ftjob-x", 1)).read_text())
+            stored = json.loads(store.read_bytes(protocol.outcome_key("ftjob-x", 1)))
             assert stored == report  # written before any send
             if next(refusals, None) is not None:
                 raise BrokerError("[Errno 111] Connection refused")
@@ -90,9 +93,11 @@ def test_the_outcome_is_stored_first_then_retried_with_backoff(tmp_path, monkeyp
     assert sent[-1]["kind"] == "outcome"
 
 
-def test_a_worker_that_cannot_send_its_outcome_gives_up_after_its_window(tmp_path, monkeypatch):
+def test_a_worker_that_cannot_send_its_outcome_gives_up_after_its_window(
+    artifact_store, tmp_path, monkeypatch
+):
     monkeypatch.setenv("FAKE_TRAINER_MODE", "ok")
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = artifact_store
     waits: list[float] = []
 
     def broker_down_for_outcomes(report):
@@ -115,9 +120,11 @@ def test_a_worker_that_cannot_send_its_outcome_gives_up_after_its_window(tmp_pat
     assert store.exists(protocol.outcome_key("ftjob-x", 1))
 
 
-def test_a_second_delivery_of_the_same_attempt_trains_nothing(tmp_path, monkeypatch):
+def test_a_second_delivery_of_the_same_attempt_trains_nothing(
+    artifact_store, tmp_path, monkeypatch
+):
     monkeypatch.setenv("FAKE_TRAINER_MODE", "ok")
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = artifact_store
     spec = spec_in(store)
     first: list[dict] = []
     second: list[dict] = []

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.finetuning.conftest import FAKE_TRAINER, make_training_file
-from tests.processes import PLATFORM_ONLY_VARIABLES, Fleet, gpu_node_env
+from tests.processes import PLATFORM_ONLY_VARIABLES, Fleet, gpu_node_env, store_environment
 from tokenmill.finetuning import scheduling
 from tokenmill.finetuning.models import FineTuningJob
 from workers.celery import app as platform_app
@@ -23,9 +23,8 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def fleet(settings, tmp_path, demo_model_path):
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    fleet = Fleet(artifact_root=settings.ARTIFACT_ROOT, trainer=FAKE_TRAINER)
+def fleet(settings, artifact_store, demo_model_path):
+    fleet = Fleet(store_environment=store_environment(settings), trainer=FAKE_TRAINER)
     yield fleet
     fleet.stop()
 
@@ -126,7 +125,7 @@ def test_a_killed_worker_does_not_leave_the_job_running(fleet, alice_api, acme, 
 
 
 def test_the_reaper_fails_a_job_after_its_last_attempt(
-    alice_api, acme, settings, artifact_root, demo_model_path
+    alice_api, acme, settings, artifact_store, demo_model_path
 ):
     job_id = create_job(alice_api, acme)
     settings.JOB_MAX_ATTEMPTS = 1

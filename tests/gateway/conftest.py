@@ -103,5 +103,5 @@ def make_fine_tuned_model(tenant, *, suffix: str = "rooms"):
 
 
 @pytest.fixture
-def fine_tuned(transactional_db, acme, artifact_root):
+def fine_tuned(transactional_db, acme, artifact_store):
     return make_fine_tuned_model(acme)

@@ -25,7 +25,7 @@ def _session(gateway, user):
 
 
 def test_the_page_offers_base_chat_models_and_only_our_fine_tunes(
-    backend, gateway, alice, acme, globex, artifact_root
+    backend, gateway, alice, acme, globex, artifact_store
 ):
     ours = make_fine_tuned_model(acme)
     theirs = make_fine_tuned_model(globex)
@@ -52,7 +52,7 @@ def test_a_chat_streams_through_the_gateway_with_the_session(backend, gateway, a
 
 
 def test_playground_errors_are_the_gateways_errors(
-    backend, gateway, alice, acme, globex, artifact_root
+    backend, gateway, alice, acme, globex, artifact_store
 ):
     theirs = make_fine_tuned_model(globex)
     with _session(gateway, alice) as session:

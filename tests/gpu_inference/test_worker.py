@@ -12,7 +12,7 @@ import json, sys
 for name in ("django", "rest_framework", "tokenmill", "tenants", "workers", "celery"):
     sys.modules[name] = None  # any import of them fails
 from gpu_inference import protocol
-from gpu_inference.artifacts import ArtifactStore
+from gpu_inference.artifacts import open_store
 from gpu_inference.worker import run_job
 
 root = sys.argv[1]
@@ -25,16 +25,18 @@ spec = {
     "seed": 0, "context_length": None,
 }
 sent = []
-outcome = run_job(spec, store=ArtifactStore(root + "/artifacts"), model_root=root + "/models",
+store = open_store(sys.argv[2], cache_dir=root + "/cache")
+store.write_bytes("files/x/normalized.jsonl", b"{}\\n")
+outcome = run_job(spec, store=store, model_root=root + "/models", work_root=root + "/work",
                   trainer="gpu_inference.training.run_training", send=sent.append,
                   heartbeat_seconds=60)
 print(json.dumps({"outcome": outcome, "reports": sent}))
 """
 
 
-def test_a_gpu_node_runs_a_spec_without_django_or_the_platform(tmp_path):
+def test_a_gpu_node_runs_a_spec_without_django_or_the_platform(tmp_path, any_store_url):
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        [sys.executable, "-c", SCRIPT, str(tmp_path), any_store_url],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from tests.gateway.helpers import chat
-from tests.processes import start_worker, stop_worker, worker_database_url
+from tests.processes import start_worker, stop_worker, store_environment, worker_database_url
 from tokenmill.files.models import File
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -40,15 +40,14 @@ def training_lines() -> bytes:
 
 
 @pytest.fixture
-def control_worker(settings, tmp_path, demo_model_path):
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+def control_worker(settings, tmp_path, artifact_store, demo_model_path):
     settings.STRIPE_SECRET_KEY = STRIPE_KEY
     settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
     log = tmp_path / "control.log"
     process = start_worker(
         "default,control",
         env={
-            "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT),
+            **store_environment(settings),
             "DATABASE_URL": worker_database_url(),
             "STRIPE_SECRET_KEY": STRIPE_KEY,
             "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,

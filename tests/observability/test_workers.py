@@ -8,7 +8,13 @@ import pytest
 from tests.finetuning.conftest import FAKE_TRAINER
 from tests.finetuning.test_workers import create_job, job_status, wait_for
 from tests.observability.conftest import Scrape
-from tests.processes import gpu_node_env, start_worker, stop_worker, worker_database_url
+from tests.processes import (
+    gpu_node_env,
+    start_worker,
+    stop_worker,
+    store_environment,
+    worker_database_url,
+)
 from tokenmill.observability.endpoints import render_metrics
 from workers.celery import app
 
@@ -25,10 +31,9 @@ def json_lines(path: Path) -> list[dict]:
 
 
 @pytest.fixture
-def workers(settings, tmp_path, demo_model_path):
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+def workers(settings, tmp_path, artifact_store, demo_model_path):
     common = {
-        "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT),
+        **store_environment(settings),
         "JOB_HEARTBEAT_SECONDS": "1",
         "LOG_FORMAT": "json",
     }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gpu_inference.artifacts import ArtifactStore
+from gpu_inference.artifacts import ArtifactStore, open_store
 from gpu_inference.broker import filesystem_transport_options
 from gpu_inference.serving.agent import Agent, run
 from gpu_inference.serving.manifest import (
@@ -47,8 +47,8 @@ class FakeVllm:
 
 
 @pytest.fixture
-def store(tmp_path) -> ArtifactStore:
-    return ArtifactStore(tmp_path / "store")
+def store(any_store_url, tmp_path) -> ArtifactStore:
+    return open_store(any_store_url, cache_dir=tmp_path / "cache")
 
 
 def save_adapter(store: ArtifactStore, key: str, rank: int = 16) -> str:

@@ -29,7 +29,7 @@ PROMPTS = [question for question, _ in PIRATE_CHATS[:6]]
 
 
 @pytest.fixture
-def agent(vllm_chat, artifact_root, tmp_path):
+def agent(vllm_chat, artifact_store, tmp_path):
     unreachable = (
         "sqlite:////nonexistent/tokenmill.sqlite3"
         if connection.vendor == "sqlite"
@@ -40,7 +40,7 @@ def agent(vllm_chat, artifact_root, tmp_path):
         python=sys.executable,
         base_model="tiny-chat",
         vllm_url=vllm_chat.base_url,
-        artifact_root=artifact_root,
+        artifact_store=settings.ARTIFACT_STORE_URL,
         cache_dir=tmp_path / "adapter-cache",
         broker_url=settings.CELERY_BROKER_URL,
         broker_folder=settings.CELERY_BROKER_FOLDER if filesystem else None,

@@ -41,7 +41,7 @@ def wait_for_line(lines: list[str], start: str, seconds: float = 30) -> str:
 
 
 def test_make_run_serves_each_base_model_registers_it_and_stops_it_all(
-    fake_vllm_python, artifact_root, demo_model_path, tmp_path, settings
+    fake_vllm_python, artifact_store, demo_model_path, tmp_path, settings
 ):
     lines: list[str] = []
     servers = ModelServers(write=lines.append, root=Path(settings.BASE_DIR), var=tmp_path / "var")
@@ -59,7 +59,7 @@ def test_make_run_serves_each_base_model_registers_it_and_stops_it_all(
         assert replicas["all-MiniLM-L6-v2"].url == f"http://127.0.0.1:{embedding_port}"
         assert replicas["tiny-chat"].api_key == servers.api_key != ""
         # The chat model gets a serving agent and a published (empty) manifest.
-        assert (artifact_root / "serving" / "manifests" / "tiny-chat.json").exists()
+        assert artifact_store.exists("serving/manifests/tiny-chat.json")
         assert set(servers.agents) == {"tiny-chat"}
         pids = [s.pid for s in servers.supervisors] + [p.pid for _, _, p in servers.agents.values()]
         assert all(alive(pid) for pid in pids)
@@ -69,7 +69,7 @@ def test_make_run_serves_each_base_model_registers_it_and_stops_it_all(
 
 
 def test_without_vllm_the_platform_says_why_inference_is_unavailable(
-    artifact_root, tmp_path, settings, monkeypatch
+    artifact_store, tmp_path, settings, monkeypatch
 ):
     missing = tmp_path / "no-venv" / "python"
     monkeypatch.setenv("VLLM_PYTHON", str(missing))

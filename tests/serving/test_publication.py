@@ -63,7 +63,7 @@ def succeed(tenant, sent, commits, *, training_type="lora", suffix="rooms") -> F
 
 
 def test_a_succeeded_fine_tune_is_published_to_the_serving_agents(
-    acme, artifact_root, demo_model_path, sent, woken, django_capture_on_commit_callbacks
+    acme, artifact_store, demo_model_path, sent, woken, django_capture_on_commit_callbacks
 ):
     job = succeed(acme, sent, django_capture_on_commit_callbacks)
     model = FineTunedModel.unscoped.get(job=job)
@@ -78,7 +78,7 @@ def test_a_succeeded_fine_tune_is_published_to_the_serving_agents(
 
 
 def test_a_deleted_fine_tune_leaves_the_manifest(
-    acme, globex, artifact_root, demo_model_path, sent, woken, django_capture_on_commit_callbacks
+    acme, globex, artifact_store, demo_model_path, sent, woken, django_capture_on_commit_callbacks
 ):
     kept = succeed(globex, sent, django_capture_on_commit_callbacks, suffix="kept")
     gone = succeed(acme, sent, django_capture_on_commit_callbacks, suffix="gone")
@@ -90,14 +90,14 @@ def test_a_deleted_fine_tune_leaves_the_manifest(
 
 
 def test_a_full_fine_tune_is_not_a_lora_adapter_and_is_not_published(
-    acme, artifact_root, demo_model_path, sent, woken, django_capture_on_commit_callbacks
+    acme, artifact_store, demo_model_path, sent, woken, django_capture_on_commit_callbacks
 ):
     succeed(acme, sent, django_capture_on_commit_callbacks, training_type="full")
     assert read_manifest(get_artifact_store(), "tiny-chat").adapters == ()
 
 
 def test_publish_adapters_writes_every_manifest_again(
-    acme, artifact_root, demo_model_path, sent, woken, django_capture_on_commit_callbacks, capsys
+    acme, artifact_store, demo_model_path, sent, woken, django_capture_on_commit_callbacks, capsys
 ):
     job = succeed(acme, sent, django_capture_on_commit_callbacks)
     get_artifact_store().delete("serving/manifests/tiny-chat.json")

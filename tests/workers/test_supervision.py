@@ -19,6 +19,7 @@ from tests.processes import (
     ROOT,
     start_worker,
     stop_worker,
+    store_environment,
     worker_argv,
     worker_database_url,
     worker_env,
@@ -122,7 +123,7 @@ def validated_through_the_sweep(supervisor: Supervisor, file: File, *, within: f
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_work_a_killed_pool_child_held_is_recovered_by_the_sweep(
-    supervised_worker, acme, settings, tmp_path, demo_model_path
+    supervised_worker, acme, settings, artifact_store, demo_model_path
 ):
     """One validation task is sent before the kill, and that exact work must complete.
 
@@ -134,10 +135,9 @@ def test_work_a_killed_pool_child_held_is_recovered_by_the_sweep(
     FILE_VALIDATION_GRACE again: this test asserts that the file gets validated. (On
     Redis the task may also come back by itself after the visibility timeout.)
     """
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     settings.FILE_VALIDATION_GRACE = 5
     supervisor = supervised_worker(
-        {"DATABASE_URL": worker_database_url(), "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT)}
+        {"DATABASE_URL": worker_database_url(), **store_environment(settings)}
     )
     worker = running(supervisor).process
     child = idle_child_on_the_task_pipe(worker.pid)

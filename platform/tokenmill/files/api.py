@@ -194,9 +194,12 @@ class FileContentView(FilesAPIView):
             raise ApiError(
                 f"No file with id {object_id!r}.", status_code=404, code="not_found", param="id"
             ) from None
-        return FileResponse(
+        response = FileResponse(
             content,
             as_attachment=True,
             filename=file.filename,
             content_type="application/octet-stream",
         )
+        # A streamed object (S3) has no size of its own to read; the row knows it.
+        response["Content-Length"] = str(file.bytes)
+        return response

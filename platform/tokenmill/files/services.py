@@ -7,9 +7,11 @@ what was stored: there is never a row without its bytes, nor bytes without a row
 """
 
 import logging
+import tempfile
 from collections.abc import Iterable
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
@@ -256,14 +258,25 @@ def file_validate(*, tenant: Organization, file: File) -> str:
     count_tokens = tokenizer.context_counter(model)
     store = storage.get_artifact_store()
     normalized_key = storage.normalized_key(file.public_id)
-    report = validate_dataset(
-        store.path(file.storage_key),
-        count_tokens=count_tokens,
-        context_length=model.context_length,
-        max_bytes=settings.FILE_MAX_BYTES,
-        max_line_bytes=settings.DATASET_MAX_LINE_BYTES,
-        normalized_out=store.path(normalized_key),
-    )
+    # Validation reads and writes real files: a local copy of the upload in, a local
+    # normalized file out, stored only when the dataset is valid.
+    with (
+        store.local_copy(file.storage_key) as original,
+        tempfile.TemporaryDirectory(prefix="validate-") as work,
+    ):
+        normalized_out = Path(work) / "normalized.jsonl"
+        report = validate_dataset(
+            original,
+            count_tokens=count_tokens,
+            context_length=model.context_length,
+            max_bytes=settings.FILE_MAX_BYTES,
+            max_line_bytes=settings.DATASET_MAX_LINE_BYTES,
+            normalized_out=normalized_out,
+        )
+        if report.ok:
+            store.write_file(normalized_key, normalized_out)
+        else:
+            store.delete(normalized_key)  # one left from an earlier run cannot pass for this one
     status = File.Status.PROCESSED if report.ok else File.Status.ERROR
     recorded = _record_outcome(
         tenant,

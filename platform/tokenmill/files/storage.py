@@ -2,12 +2,12 @@
 
 from django.conf import settings
 
-from gpu_inference.artifacts import ArtifactStore
+from gpu_inference.artifacts import ArtifactStore, open_store
 
 
 def get_artifact_store() -> ArtifactStore:
     # Read at each call, so a settings override (tests, a management command) takes effect.
-    return ArtifactStore(settings.ARTIFACT_ROOT)
+    return open_store(settings.ARTIFACT_STORE_URL, cache_dir=settings.ARTIFACT_CACHE_DIR)
 
 
 def file_folder(file_id: str) -> str:

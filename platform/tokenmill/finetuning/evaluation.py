@@ -243,11 +243,10 @@ def _report_without_serving(job: FineTuningJob, note: str) -> dict:
 
 def evaluation_source(job: FineTuningJob) -> tuple[dict, list[dict]]:
     """What the report is computed on, and those examples (normalized, file order)."""
-    store = get_artifact_store()
     if job.validation_file is not None:
-        examples = list(read_examples(store.path(job.validation_file.normalized_key)))
+        examples = _stored_examples(job.validation_file.normalized_key)
         return {"kind": "validation_file", "file": job.validation_file.public_id}, examples
-    training = list(read_examples(store.path(job.training_file.normalized_key)))
+    training = _stored_examples(job.training_file.normalized_key)
     if job.holdout:
         holdout = Holdout(count=job.holdout["count"], seed=job.holdout["seed"])
         return (
@@ -256,6 +255,11 @@ def evaluation_source(job: FineTuningJob) -> tuple[dict, list[dict]]:
         )
     # Too small to spare examples: the report says it is measured on what was trained on.
     return {"kind": "training_file", "file": job.training_file.public_id}, training
+
+
+def _stored_examples(key: str) -> list[dict]:
+    with get_artifact_store().local_copy(key) as path:
+        return list(read_examples(path))
 
 
 def _as_example(example: dict) -> Example | None:
@@ -271,9 +275,8 @@ def _as_example(example: dict) -> Example | None:
 def classification_labels(job: FineTuningJob, examples: list[Example]) -> list[str] | None:
     """The label set, for a classification CSV file, or chat data whose single-turn
     answers come from a small set (at most MAX_LABELS, each seen three times on average)."""
-    store = get_artifact_store()
     answers = []
-    for raw in read_examples(store.path(job.training_file.normalized_key)):
+    for raw in _stored_examples(job.training_file.normalized_key):
         example = _as_example(raw)
         if example is None or len(example.prompt.get("messages", [])) != 1:
             return None

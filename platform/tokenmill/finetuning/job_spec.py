@@ -29,8 +29,10 @@ def dataset_token_counts(base_model: BaseModel, file: File, *, hold_out: bool = 
     """
     context_length = base_model.context_length
     encoder = ExampleEncoder(settings.MODEL_ROOT / base_model.path, context_length=context_length)
-    path = get_artifact_store().path(file.normalized_key)
-    tokens = [min(encoder.count_tokens(example), context_length) for example in read_examples(path)]
+    with get_artifact_store().local_copy(file.normalized_key) as path:
+        tokens = [
+            min(encoder.count_tokens(example), context_length) for example in read_examples(path)
+        ]
     holdout = holdout_for(len(tokens), file.public_id) if hold_out else None
     held = holdout.indices(len(tokens)) if holdout else frozenset()
     return {

@@ -13,8 +13,8 @@ from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
 from gpu_inference import protocol, telemetry, worker
-from gpu_inference.artifacts import ArtifactStore
 from tokenmill.files import services as file_services
+from tokenmill.files.storage import get_artifact_store
 from tokenmill.finetuning import control, evaluation, reports, scheduling, services
 from tokenmill.finetuning.models import FineTuningJob
 from workers.celery import app
@@ -72,9 +72,10 @@ def train(spec: protocol.JobSpec) -> str:
     and options, without Django; this one too needs only the spec and the store."""
     return worker.run_job(
         spec,
-        store=ArtifactStore(settings.ARTIFACT_ROOT),
+        store=get_artifact_store(),
         model_root=Path(settings.MODEL_ROOT),
         trainer=settings.TRAINER,
+        work_root=Path(settings.ARTIFACT_CACHE_DIR) / "training",
         send=control.send_report,
         heartbeat_seconds=settings.JOB_HEARTBEAT_SECONDS,
         outcome_retry_seconds=settings.JOB_OUTCOME_RETRY_SECONDS,

@@ -1,9 +1,6 @@
-"""The artifact store: uploaded datasets, checkpoints and adapters.
-
-Web, default workers and GPU workers all reach it; GPU workers need nothing else
-but the broker. The embedded default is a local folder (shared by every process on
-the machine); keys are relative paths such as `files/<file-id>/original`.
-Writes are atomic: a reader never sees half an object.
+"""The local-folder artifact store: the embedded default, shared by every process on
+one machine. Writes go to a temporary file beside the target, then are renamed into
+place, so a reader never sees half an object.
 """
 
 import contextlib
@@ -11,23 +8,20 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-
-class ArtifactTooLarge(Exception):
-    def __init__(self, limit: int):
-        super().__init__(f"larger than {limit} bytes")
-        self.limit = limit
+from gpu_inference.artifacts.base import ArtifactStore, ArtifactTooLarge, check_key
 
 
-class ArtifactStore:
+class LocalArtifactStore(ArtifactStore):
     def __init__(self, root: Path | str):
         self.root = Path(root)
 
     def path(self, key: str) -> Path:
-        target = (self.root / key).resolve()
+        """Where `key` lives on this host's disk (local stores only)."""
+        target = (self.root / check_key(key)).resolve()
         if self.root.resolve() not in target.parents:
             raise ValueError(f"artifact key escapes the store: {key!r}")
         return target
@@ -54,14 +48,63 @@ class ArtifactStore:
             raise
         return size, digest.hexdigest()
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        self.write_stream(key, [data])
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside, then linked into place: the link fails if the name exists, and
+        # a reader never sees the marker empty.
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.link(temp_name, target)
+        except FileExistsError:
+            return False
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+        return True
 
     def open(self, key: str) -> BinaryIO:
         return self.path(key).open("rb")
 
     def exists(self, key: str) -> bool:
-        return self.path(key).exists()
+        target = self.path(key)
+        if target.is_file():
+            return True
+        return target.is_dir() and any(
+            item.is_file() and not item.name.startswith(".partial-") for item in target.rglob("*")
+        )
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        target = self.path(key)
+        if not target.is_file():
+            raise FileNotFoundError(f"no artifact {key!r}")
+        yield target  # already a local file: no copy
+
+    def put_folder(self, prefix: str, folder: Path | str) -> list[str]:
+        """Hard-links each file into place when `folder` is on the store's disk (a copy if not)."""
+        folder = Path(folder)
+        keys = []
+        for source in sorted(item for item in folder.rglob("*") if item.is_file()):
+            key = f"{check_key(prefix)}/{source.relative_to(folder).as_posix()}"
+            target = self.path(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp_name = target.parent / f".partial-{os.getpid()}-{source.name}"
+            try:
+                os.link(source, temp_name)
+            except OSError:
+                self.write_file(key, source)
+            else:
+                os.replace(temp_name, target)
+            keys.append(key)
+        return keys
+
+    def host_folders(self) -> tuple[Path, ...]:
+        return (self.root,)
+
+    def describe(self) -> str:
+        return f"file://{self.root}"
 
     def size(self, key: str) -> int:
         """Bytes stored under `key`: one object, or everything under a folder; 0 if absent."""
