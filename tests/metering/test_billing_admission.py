@@ -128,3 +128,41 @@ def test_an_unlimited_organization_gets_no_spend_scope(db, acme, settings):
 def test_a_fine_tuned_model_is_priced_by_its_base_model(db):
     assert admission.base_model_of("ft:tiny-chat:acme:rooms:abc") == "tiny-chat"
     assert admission.base_model_of("tiny-chat") == "tiny-chat"
+
+
+def test_an_organizations_own_prices_are_what_admission_reserves_and_settles(
+    store, spend_hook, backend, call, acme, alice_key
+):
+    from tokenmill.catalog.models import PriceOverride
+
+    own = pricing.Prices(Decimal("10000"), Decimal("30000"), Decimal("0"))
+    PriceOverride.objects.create(
+        model="tiny-chat",
+        organization=acme,
+        input_price_per_million=own.input,
+        output_price_per_million=own.output,
+        training_price_per_million=own.training,
+        reason="Enterprise contract",
+    )
+    pricing.forget()
+    credit_of(acme, 10**9)
+
+    answer = call(alice_key, "/v1/chat/completions", chat(max_tokens=16))
+
+    assert answer.status_code == 200
+    usage = answer.json()["usage"]
+    at_own_prices = pricing.micros_of(
+        own,
+        kind="chat",
+        prompt_tokens=usage["prompt_tokens"],
+        completion_tokens=usage["completion_tokens"],
+    )
+    assert at_own_prices == 10 * cost_of(usage)  # ten times the catalog's
+    wait_for(
+        lambda: limits.used_now(spend_scope(acme), admission.DIMENSION) == at_own_prices,
+        what="the request settled at the organization's own prices",
+    )
+    # The reservation was the worst case at those prices too: 16 completion tokens.
+    assert spend_hook.reserved[0] >= pricing.micros_of(
+        own, kind="chat", prompt_tokens=usage["prompt_tokens"], completion_tokens=16
+    )

@@ -59,9 +59,9 @@ def month_cap_micros(*, tenant_id: int) -> int | None:
 class SpendHook:
     async def scopes(self, *, tenant_id: int, key_id: int | None, model: str) -> list:
         base = base_model_of(model)
-        if not pricing.fresh(tenant_id=None, model=model, base_model=base):
+        if not pricing.fresh(tenant_id=tenant_id, model=model, base_model=base):
             # cost() runs on the event loop and reads only this process's cache.
-            await sync_to_async(_warm_prices)(model, base)
+            await sync_to_async(_warm_prices)(tenant_id, model, base)
         cap = await _caps.get(tenant_id, lambda: month_cap_micros(tenant_id=tenant_id))
         if cap is None:
             return []
@@ -77,13 +77,14 @@ class SpendHook:
             )
         ]
 
-    def cost(self, *, model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-        # The hook is not told the organization: the catalog's prices (and a fine-tuned
-        # model's own) apply; an organization's own prices apply on its statement.
+    def cost(
+        self, *, tenant_id: int, model: str, prompt_tokens: int, completion_tokens: int
+    ) -> dict[str, int]:
+        # The organization's own prices (Enterprise) where it has them, as on its statement.
         base = base_model_of(model)
-        prices = pricing.cached_prices(tenant_id=None, model=model, base_model=base)
+        prices = pricing.cached_prices(tenant_id=tenant_id, model=model, base_model=base)
         if prices is None:  # the sweeper (sync code): nothing warmed this process's cache
-            prices = pricing.prices_for(tenant_id=None, model=model, base_model=base)
+            prices = pricing.prices_for(tenant_id=tenant_id, model=model, base_model=base)
         return {
             DIMENSION: pricing.micros_of(
                 prices,
@@ -94,9 +95,9 @@ class SpendHook:
         }
 
 
-def _warm_prices(model: str, base: str) -> None:
+def _warm_prices(tenant_id: int, model: str, base: str) -> None:
     try:
-        pricing.prices_for(tenant_id=None, model=model, base_model=base)
+        pricing.prices_for(tenant_id=tenant_id, model=model, base_model=base)
     finally:
         connections.close_all()  # outside Django's request cycle (as the gateway's memo)
 

@@ -140,7 +140,10 @@ async def _scopes(admission: Admission, tokens: int) -> list[limits.Scope]:
         return found
     prompt = admission.prompt_tokens or 0
     costs = hook.cost(
-        model=admission.model, prompt_tokens=prompt, completion_tokens=max(tokens - prompt, 0)
+        tenant_id=caller.tenant_id,
+        model=admission.model,
+        prompt_tokens=prompt,
+        completion_tokens=max(tokens - prompt, 0),
     )
     return found + [scope.with_costs(costs) for scope in extra]
 
@@ -191,6 +194,7 @@ async def progress(admission: Admission, usage: Usage) -> None:
 async def _settle_logged(admission: Admission, usage: Usage, outcome: str) -> None:
     event = _event(admission, usage, outcome)
     used = hooks.used(
+        tenant_id=admission.caller.tenant_id,
         model=admission.model,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,

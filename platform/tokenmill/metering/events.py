@@ -110,6 +110,7 @@ def _settle_lost(record: dict) -> None:
     event = Event(**{**asdict(Event.from_dict(record)), "status": "lost"})
     reservation = limits.Reservation.from_list(record.get("reserved") or [])
     used = hooks.used(
+        tenant_id=event.tenant_id,
         model=event.fine_tuned_model or event.model,
         prompt_tokens=event.prompt_tokens,
         completion_tokens=event.completion_tokens,

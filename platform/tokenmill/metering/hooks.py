@@ -22,15 +22,15 @@ AppConfig.ready():
                 )
             ]
 
-        def cost(self, *, model, prompt_tokens, completion_tokens):
-            return {"microdollars": price(model, prompt_tokens, completion_tokens)}
+        def cost(self, *, tenant_id, model, prompt_tokens, completion_tokens):
+            return {"microdollars": price(tenant_id, model, prompt_tokens, completion_tokens)}
 
     hooks.register(SpendHook())
 
 At admission the hook's scopes are reserved in the same atomic step as the rate
-limits, each counter's cost taken from `cost(model, prompt tokens, the most
-completion tokens the request may produce)` by dimension. When the request settles,
-its counters are settled to `cost(model, the prompt and completion tokens served)`;
+limits, each counter's cost taken from `cost(the organization, model, prompt tokens,
+the most completion tokens the request may produce)` by dimension. When the request
+settles, its counters are settled to `cost(..., the prompt and completion tokens served)`;
 a request whose gateway died is settled by the sweeper to the usage last recorded.
 A refused `quota` scope is a 429 `insufficient_quota` (no retry-after: waiting does
 not help). Costs are integers (micro-units), never floats.
@@ -44,7 +44,9 @@ from tokenmill.metering.limits import Scope
 class AdmissionHook(Protocol):
     async def scopes(self, *, tenant_id: int, key_id: int | None, model: str) -> list[Scope]: ...
 
-    def cost(self, *, model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, int]: ...
+    def cost(
+        self, *, tenant_id: int, model: str, prompt_tokens: int, completion_tokens: int
+    ) -> dict[str, int]: ...
 
 
 _hook: AdmissionHook | None = None
@@ -61,13 +63,18 @@ def current() -> AdmissionHook | None:
     return _hook
 
 
-def used(*, model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def used(
+    *, tenant_id: int, model: str, prompt_tokens: int, completion_tokens: int
+) -> dict[str, int]:
     """What a request used, per dimension: its tokens, and the hook's costs."""
     found = {"tokens": prompt_tokens + completion_tokens}
     if _hook is not None:
         found.update(
             _hook.cost(
-                model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+                tenant_id=tenant_id,
+                model=model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
             )
         )
     return found
