@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from celery import Celery
+from celery.exceptions import Reject
 from celery.signals import celeryd_after_setup, worker_shutting_down
 from kombu import Exchange, Queue
 
@@ -239,6 +240,11 @@ def create_app(config: GpuSettings) -> Celery:
         bind=True,
     )
     def train(task, spec: protocol.JobSpec) -> str:
+        draining = draining_check(config, task.request.hostname or socket.gethostname())
+        if draining():
+            # A worker shutting down takes no new job, even one delivered in its last
+            # moments (a job it just handed back, requeued at once): back to the queue.
+            raise Reject("the worker is shutting down", requeue=True)
         return worker.run_job(
             spec,
             store=open_store(config.artifact_store_url, cache_dir=config.artifact_cache_dir),
@@ -248,7 +254,7 @@ def create_app(config: GpuSettings) -> Celery:
             send=functools.partial(send_report, celery_app=celery_app),
             heartbeat_seconds=config.heartbeat_seconds,
             outcome_retry_seconds=config.outcome_retry_seconds,
-            draining=draining_check(config, task.request.hostname or socket.gethostname()),
+            draining=draining,
         )
 
     @celery_app.task(name=PING_TASK, shared=False)
