@@ -176,3 +176,10 @@ def console(operator) -> Client:
 def test_credit_grant_refuses_a_float():
     with pytest.raises(TypeError):
         credit_grant(tenant=None, kind="grant", amount=1.0, reason="x")
+
+
+def test_a_new_free_organization_sees_credits_only_and_no_empty_chart(acme, alice):
+    page = logged_in(alice).get(reverse("dashboard:billing")).content.decode()
+    assert "<dd data-limit>Credits only</dd>" in page
+    assert '<p class="muted" data-daily-chart>No spend yet this month.</p>' in page
+    assert "<svg" not in page.split('id="period-title"')[1].split("</section>")[0]
