@@ -272,7 +272,7 @@ def limits_for(
 
 def used_now(scope: Scope, dimension: str) -> int:
     """What `scope` has taken in `dimension` this window (0 when nothing yet)."""
-    key = f"rl:{scope.name}:{scope.window}:{dimension}"
+    key = scope.counter_key(Counter(dimension, None))
     if redis_client.enabled():
         return int(redis_client.client().get(key) or 0)
     return limits_db.value(key)
