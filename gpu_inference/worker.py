@@ -12,6 +12,7 @@ model names, never server paths.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import itertools
 import json
@@ -348,6 +349,18 @@ ALREADY_CLAIMED = "already_claimed"
 DEFAULT_WORK_ROOT = Path(tempfile.gettempdir()) / "tokenmill-training"
 
 
+def _in_job_log_context(run: Callable[..., str]) -> Callable[..., str]:
+    """Every log line of the run, the trainer's included, carries the job's id."""
+
+    @functools.wraps(run)
+    def wrapper(spec: protocol.JobSpec, **options) -> str:
+        with telemetry.log_context(job_id=spec["job_id"]):
+            return run(spec, **options)
+
+    return wrapper
+
+
+@_in_job_log_context
 def run_job(
     spec: protocol.JobSpec,
     *,
@@ -362,34 +375,7 @@ def run_job(
     draining: Callable[[], bool] = lambda: False,
 ) -> str:
     """Train one attempt of a job and report how it ended. Returns the outcome."""
-    with telemetry.log_context(job_id=spec["job_id"]):
-        return _run_job(
-            spec,
-            store=store,
-            model_root=model_root,
-            trainer=trainer,
-            send=send,
-            heartbeat_seconds=heartbeat_seconds,
-            work_root=Path(work_root),
-            outcome_retry_seconds=outcome_retry_seconds,
-            sleep=sleep,
-            draining=draining,
-        )
-
-
-def _run_job(
-    spec: protocol.JobSpec,
-    *,
-    store: ArtifactStore,
-    model_root: Path,
-    trainer: str,
-    send: Send,
-    heartbeat_seconds: float,
-    work_root: Path,
-    outcome_retry_seconds: float,
-    sleep: Callable[[float], None],
-    draining: Callable[[], bool],
-) -> str:
+    work_root = Path(work_root)
     work_dir = work_root / spec["job_id"] / f"attempt-{spec['attempt']}"
     scrubber = PathScrubber(*store.host_folders(), work_root, model_root)
     reporter = ControlReporter(spec, store, send, scrubber, draining, work_dir=work_dir)
