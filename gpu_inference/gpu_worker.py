@@ -27,14 +27,13 @@ import socket
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from celery import Celery
 from celery.exceptions import Reject
 from celery.signals import celeryd_after_setup, worker_shutting_down
 from kombu import Exchange, Queue
 
-from gpu_inference import protocol, task_metrics, telemetry, worker
+from gpu_inference import protocol, redis_roles, task_metrics, telemetry, worker
 from gpu_inference.artifacts import ArtifactStoreConfigError, open_store, parse_store_url
 from gpu_inference.broker import filesystem_transport_options, use_atomic_filesystem_transport
 
@@ -90,28 +89,12 @@ def env_redis_url(name: str) -> str:
     return value
 
 
-# The same rule as tokenmill/redis_roles.py (which this module may not import): REDIS_URL
-# names the first of four databases, cache, broker, results and rate limits. Keep the two
-# in step.
-REDIS_ROLE_OFFSETS = {"cache": 0, "broker": 1, "results": 2, "ratelimit": 3}
-REDIS_DATABASES = 16
-
-
 def redis_role_url(base_url: str, role: str, *, variable: str = "REDIS_URL") -> str:
-    parts = urlsplit(base_url)
-    raw = parts.path.strip("/") or "0"
-    if not raw.isdigit():
-        raise GpuWorkerConfigError(
-            f"{variable} must end with a database number such as /0, got /{raw}"
-        )
-    first = int(raw)
-    last_allowed = REDIS_DATABASES - len(REDIS_ROLE_OFFSETS)
-    if first > last_allowed:
-        raise GpuWorkerConfigError(
-            f"{variable} must name a database from 0 to {last_allowed}, got {first}: "
-            f"it is the first of {len(REDIS_ROLE_OFFSETS)} (cache, broker, results, rate limits)"
-        )
-    return urlunsplit(parts._replace(path=f"/{first + REDIS_ROLE_OFFSETS[role]}"))
+    """The platform's rule (gpu_inference/redis_roles.py), refused as a worker config error."""
+    try:
+        return redis_roles.redis_role_url(base_url, role, variable=variable)
+    except redis_roles.RedisRoleError as error:
+        raise GpuWorkerConfigError(str(error)) from None
 
 
 def redis_role(variable: str, role: str) -> str:

@@ -58,16 +58,17 @@ def test_the_gpu_app_uses_the_platforms_broker_results_and_queues():
 
 
 @pytest.mark.parametrize(
-    ("base", "role"),
+    ("base", "role", "expected"),
     [
-        ("redis://cache:6379/0", "broker"),
-        ("redis://cache:6379/8", "results"),
-        ("rediss://:pw@h:6380/12", "ratelimit"),
-        ("redis://h:6379", "broker"),
+        ("redis://cache:6379/0", "broker", "redis://cache:6379/1"),
+        ("redis://cache:6379/8", "results", "redis://cache:6379/10"),
+        ("rediss://:pw@h:6380/12", "ratelimit", "rediss://:pw@h:6380/15"),
+        ("redis://h:6379", "broker", "redis://h:6379/1"),
     ],
 )
-def test_redis_role_databases_are_derived_as_the_platform_derives_them(base, role):
-    assert gpu_worker.redis_role_url(base, role) == redis_roles.redis_role_url(base, role)
+def test_redis_role_databases_are_derived_as_the_platform_derives_them(base, role, expected):
+    assert gpu_worker.redis_role_url(base, role) == expected
+    assert redis_roles.redis_role_url(base, role) == expected
 
 
 def test_a_redis_url_beyond_the_last_block_is_refused_naming_the_variable():
