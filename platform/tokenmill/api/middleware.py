@@ -5,8 +5,8 @@ every route) and a plain view's refused method with an empty 405. Under /v1/ and
 /api/v1/ both become OpenAI's error shape, whatever DEBUG says, so an SDK always
 gets an error it can read.
 
-Sync and async alike: under ASGI the gateway's async views must not be pushed into a
-thread by a sync-only middleware.
+Sync and async alike (AroundMiddleware): under ASGI the gateway's async views must not
+be pushed into a thread by a sync-only middleware.
 """
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -29,7 +29,12 @@ def api_error_shape(request: HttpRequest, response: HttpResponse) -> HttpRespons
     return response
 
 
-class ApiErrorShapeMiddleware:
+class AroundMiddleware:
+    """A middleware for sync and async stacks alike: `before` the view, `after` it.
+
+    Under ASGI a sync-only middleware would push the gateway's async views into a
+    thread; this one is async there, and sync under WSGI."""
+
     sync_capable = True
     async_capable = True
 
@@ -38,10 +43,24 @@ class ApiErrorShapeMiddleware:
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
+    def before(self, request: HttpRequest):
+        """Runs first; what it returns is handed to `after`."""
+        return None
+
+    def after(self, request: HttpRequest, response: HttpResponse, state) -> HttpResponse:
+        return response
+
     def __call__(self, request: HttpRequest):
         if iscoroutinefunction(self):
             return self._acall(request)
-        return api_error_shape(request, self.get_response(request))
+        state = self.before(request)
+        return self.after(request, self.get_response(request), state)
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
-        return api_error_shape(request, await self.get_response(request))
+        state = self.before(request)
+        return self.after(request, await self.get_response(request), state)
+
+
+class ApiErrorShapeMiddleware(AroundMiddleware):
+    def after(self, request: HttpRequest, response: HttpResponse, state) -> HttpResponse:
+        return api_error_shape(request, response)

@@ -8,11 +8,11 @@ The first middleware, sync and async alike.
 """
 
 import orjson
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from gpu_inference import telemetry
+from tokenmill.api.middleware import AroundMiddleware
 from tokenmill.gateway.proxy import new_request_id
 from tokenmill.observability import metrics
 
@@ -45,16 +45,8 @@ def _error_fields(response: HttpResponse) -> tuple[str, str]:
     return (code if isinstance(code, str) else ""), (kind if isinstance(kind, str) else "")
 
 
-class RequestObservationMiddleware:
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def _begin(self, request: HttpRequest):
+class RequestObservationMiddleware(AroundMiddleware):
+    def before(self, request: HttpRequest):
         request.request_id = new_request_id()
         request.client_request_id = telemetry.sane_client_request_id(
             request.headers.get("x-client-request-id") or request.headers.get("x-request-id")
@@ -69,7 +61,8 @@ class RequestObservationMiddleware:
         )
         return metrics.begin("", request.method or ""), bound
 
-    def _end(self, request: HttpRequest, response: HttpResponse, observation, bound) -> None:
+    def after(self, request: HttpRequest, response: HttpResponse, state) -> HttpResponse:
+        observation, bound = state
         response["x-request-id"] = request.request_id
         if request.client_request_id:
             response["x-client-request-id"] = request.client_request_id
@@ -80,17 +73,4 @@ class RequestObservationMiddleware:
             observation.limit = kind if response.status_code == 429 else ""
         metrics.finish(observation, response.status_code)
         telemetry.unbind(bound)
-
-    def __call__(self, request: HttpRequest):
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        observation, bound = self._begin(request)
-        response = self.get_response(request)
-        self._end(request, response, observation, bound)
-        return response
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        observation, bound = self._begin(request)
-        response = await self.get_response(request)
-        self._end(request, response, observation, bound)
         return response
