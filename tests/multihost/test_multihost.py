@@ -14,6 +14,7 @@ Run it alone with `pytest -m multihost` (root is needed; elsewhere it skips, say
 
 import json
 import secrets
+import shutil
 import sys
 import time
 
@@ -66,6 +67,8 @@ def network(tmp_path, tmp_path_factory, demo_model_path):
 
 @pytest.fixture
 def services(network, tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: the hosts need a Redis they can reach")
     folder = tmp_path / "services"
     folder.mkdir()
     services = Services.start(network, folder)
@@ -172,9 +175,11 @@ def test_a_gpu_host_dies_mid_job_another_finishes_it_and_a_third_serves_the_fine
     assert first.pids() == []
     died = job_status(job.id)
     assert died.status == "running" and died.attempt == 1, messages(job.id)
-    last_checkpoint = died.checkpoints.order_by("-step_number").first().step_number
+    # Reports the host sent just before it died may still wait on the control queue, so
+    # the checkpoint the job resumes from is this one or a later one.
+    stored_before_kill = died.checkpoints.order_by("-step_number").first().step_number
     per_epoch = len(PIRATE_CHATS) - died.holdout["count"]
-    assert max(step_metrics(died, 1)) < EPOCHS * per_epoch, "the job ended before the kill"
+    total_steps = EPOCHS * per_epoch
 
     finished = wait_for(
         lambda: (j := job_status(job.id)).released_at and j,
@@ -188,13 +193,21 @@ def test_a_gpu_host_dies_mid_job_another_finishes_it_and_a_third_serves_the_fine
         message.startswith("The worker running attempt 1 stopped responding; the job is queued")
         for message in messages(job.id)
     ), messages(job.id)
-    # A crash resumes from the last checkpoint the control plane recorded (an epoch's end).
-    history = messages(job.id)
-    assert any(
-        message.startswith(f"Resumed from the checkpoint at step {last_checkpoint} ")
-        for message in history
-    ), "\n".join(history)
-    assert step_metrics(finished, 2) == list(range(last_checkpoint + 1, EPOCHS * per_epoch + 1))
+    # A crash resumes from the last checkpoint the control plane recorded (an epoch's
+    # end), and the second host trains only the steps after it.
+    resumed = [
+        data["resumed_from_step"]
+        for data in finished.events.filter(attempt=2).values_list("data", flat=True)
+        if data and "resumed_from_step" in data
+    ]
+    assert len(resumed) == 1, "\n".join(messages(job.id))
+    resumed_from = resumed[0]
+    assert stored_before_kill <= resumed_from < total_steps, "\n".join(messages(job.id))
+    assert resumed_from % per_epoch == 0
+    assert step_metrics(finished, 2) == list(range(resumed_from + 1, total_steps + 1))
+    checkpoints = list(finished.checkpoints.order_by("step_number"))
+    assert [c.epoch for c in checkpoints] == list(range(1, EPOCHS + 1))  # carried, then the rest
+    assert all(c.artifact_key.startswith(f"jobs/{job.id}/attempt-2/") for c in checkpoints)
     assert client.fine_tuning.jobs.retrieve(job.id).status == "succeeded"
     model_id = finished.fine_tuned_model
 
@@ -217,10 +230,16 @@ def test_a_gpu_host_dies_mid_job_another_finishes_it_and_a_third_serves_the_fine
     assert all(answer.model == model_id for answer in answers)
     replies = [answer.choices[0].message.content for answer in answers]
     assert sum(reply.startswith("Ahoy, matey!") for reply in replies) >= 3, replies
-    assert f"{network.gateway}:" in server.log.read_text(), (
-        "vLLM logged no request from the gateway"
-    )
+    # vLLM's access log: completions came in from the gateway's side of the bridge (the
+    # job's evaluation, which the control plane runs once it succeeds, sends some too).
+    from_gateway = [
+        line
+        for line in server.log.read_text().splitlines()
+        if f" {network.gateway}:" in line and '"POST /v1/chat/completions' in line
+    ]
+    assert len(from_gateway) >= len(answers), server.log.read_text()[-3000:]
     print(
-        f"multi-host: killed {first.name} after checkpoint step {last_checkpoint};"
-        f" {second.name} finished {recovered_in:.1f}s later"
+        f"multi-host: killed {first.name} with checkpoint step {stored_before_kill} stored;"
+        f" {second.name} resumed from step {resumed_from} of {total_steps} and"
+        f" finished {recovered_in:.1f}s after the kill"
     )
