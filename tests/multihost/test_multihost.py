@@ -47,7 +47,7 @@ pytestmark = [
     pytest.mark.allow_hosts(["127.0.0.1", "localhost", "::1", str(SUBNETS)]),
 ]
 
-EPOCHS, BATCH = 30, 1  # 18 steps an epoch (2 of 20 examples held out), a checkpoint each
+EPOCHS, BATCH = 20, 1  # 18 steps an epoch (2 of 20 examples held out), a checkpoint each
 KILL_AFTER_CHECKPOINTS = 2
 VLLM_READY_TIMEOUT = 900
 
