@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import httpx
 import redis
 
@@ -120,8 +121,6 @@ class Services:
                     ) from None
                 time.sleep(0.1)
         client.close()
-        import boto3
-
         s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, **self.boto_credentials())
         s3.create_bucket(Bucket=BUCKET)
 
