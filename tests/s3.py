@@ -47,16 +47,17 @@ class S3Server:
         return [upload["Key"] for upload in listed.get("Uploads", [])]
 
 
-def _start_moto(log_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_moto(log_dir: Path, *, host: str = "127.0.0.1") -> tuple[subprocess.Popen, str]:
+    """moto's S3 server listening on `host` (its own port), once it answers."""
     port = free_port()
     with (log_dir / "moto.log").open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"http://{host}:{port}"
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -74,12 +75,12 @@ def _start_moto(log_dir: Path) -> tuple[subprocess.Popen, str]:
 def s3_server(tmp_path_factory):
     given = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     process = None
-    saved = {name: os.environ.get(name) for name in _TEST_ENVIRONMENT}
+    saved = {name: os.environ.get(name) for name in TEST_ENVIRONMENT}
     if given:
         endpoint = given
     else:
-        process, endpoint = _start_moto(tmp_path_factory.mktemp("s3"))
-        os.environ.update(_TEST_ENVIRONMENT, AWS_ENDPOINT_URL_S3=endpoint)
+        process, endpoint = start_moto(tmp_path_factory.mktemp("s3"))
+        os.environ.update(TEST_ENVIRONMENT, AWS_ENDPOINT_URL_S3=endpoint)
     bucket = urlsplit(SUITE_STORE_URL).netloc if SUITE_ON_S3 else DEFAULT_BUCKET
     server = S3Server(endpoint=endpoint, bucket=bucket)
     client = server.client()
@@ -98,7 +99,7 @@ def s3_server(tmp_path_factory):
 
 
 # Credentials for the local server only; never real ones.
-_TEST_ENVIRONMENT = {
+TEST_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "tokenmill-test",
     "AWS_SECRET_ACCESS_KEY": "tokenmill-test-secret",
     "AWS_DEFAULT_REGION": "us-east-1",
