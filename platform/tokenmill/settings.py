@@ -202,6 +202,7 @@ INSTALLED_APPS = [
     "tokenmill.gateway",
     "tokenmill.metering",
     "tokenmill.billing",
+    "tokenmill.batches",
     "tokenmill.dashboard",
 ]
 
