@@ -62,8 +62,21 @@ class Clipped:
     highest: float
 
 
+class PlotFrame:
+    """The middle of a chart's plot area, for its axis titles; a chart has `left`,
+    `right`, `top` and `bottom` (the plot's edges, in SVG units)."""
+
+    @property
+    def x_middle(self) -> float:
+        return (self.left + self.right) / 2
+
+    @property
+    def y_middle(self) -> float:
+        return (self.top + self.bottom) / 2
+
+
 @dataclass(frozen=True)
-class LossChart:
+class LossChart(PlotFrame):
     series: tuple[Series, ...]
     clipped: Clipped | None = None
     x_ticks: tuple[Tick, ...] = ()
@@ -74,14 +87,6 @@ class LossChart:
     right: int = WIDTH - RIGHT
     top: int = TOP
     bottom: int = HEIGHT - BOTTOM
-
-    @property
-    def x_middle(self) -> float:
-        return (self.left + self.right) / 2
-
-    @property
-    def y_middle(self) -> float:
-        return (self.top + self.bottom) / 2
 
     @property
     def is_empty(self) -> bool:
@@ -185,7 +190,7 @@ def _thin(column: list[tuple[int, float]]) -> list[tuple[int, float]]:
     return thinned if thinned[-1] == column[-1] else [*thinned, column[-1]]
 
 
-def _step_size(span: float, count: int) -> float:
+def round_step(span: float, count: int) -> float:
     """A round step (1, 2 or 5 times a power of ten) giving about `count` intervals."""
     raw = span / count
     power = 10 ** math.floor(math.log10(raw))
@@ -194,7 +199,7 @@ def _step_size(span: float, count: int) -> float:
 
 def _step_ticks(last: int) -> list[int]:
     """Round step numbers from 0 to `last`, and `last` itself unless a tick is close to it."""
-    size = max(1, round(_step_size(last, 5)))
+    size = max(1, round(round_step(last, 5)))
     ticks = list(range(0, last + 1, size))
     if last - ticks[-1] > size / 2:
         ticks.append(last)
@@ -204,7 +209,7 @@ def _step_ticks(last: int) -> list[int]:
 
 
 def _nice_range(low: float, high: float) -> tuple[list[float], float, float]:
-    step = _step_size(high - low, 4)
+    step = round_step(high - low, 4)
     bottom, top = math.floor(low / step) * step, math.ceil(high / step) * step
     ticks = [bottom + i * step for i in range(round((top - bottom) / step) + 1)]
     return ticks, bottom, top

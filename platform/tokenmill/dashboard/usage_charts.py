@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
-from tokenmill.dashboard.charts import _step_size
+from tokenmill.dashboard.charts import PlotFrame, round_step
 
 RIGHT, TOP, BOTTOM = 16, 24, 50  # margins around the plot in SVG units; the left one per Size
 
@@ -66,7 +66,7 @@ class LegendItem:
 
 
 @dataclass(frozen=True)
-class BarChart:
+class BarChart(PlotFrame):
     title: str
     y_title: str
     bars: tuple[Bar, ...]
@@ -86,14 +86,6 @@ class BarChart:
     @property
     def bottom(self) -> int:
         return self.height - BOTTOM
-
-    @property
-    def x_middle(self) -> float:
-        return (self.left + self.right) / 2
-
-    @property
-    def y_middle(self) -> float:
-        return (self.top + self.bottom) / 2
 
     @property
     def plot_height(self) -> int:
@@ -177,5 +169,5 @@ def _axis(highest: int) -> tuple[int, int]:
     """A whole, round tick step and the top of the value axis, at or above `highest`."""
     if highest <= 0:
         return 1, 1
-    step = max(1, math.ceil(_step_size(highest, 4)))
+    step = max(1, math.ceil(round_step(highest, 4)))
     return step, math.ceil(highest / step) * step
