@@ -59,10 +59,36 @@ def busy_acme(acme, alice, bob, tiny_chat, artifact_store):
         tenant=acme, actor=None, email="someone.invited.with.a.long.address@example.org"
     )
     finished_job(acme, suffix="support-assistant-v2", checkpoints=[4, 8])
+    from tests.dashboard.test_batches import make_batch, stored_file
+
+    make_batch(
+        acme,
+        status="in_progress",
+        request_counts_total=48_000,
+        request_counts_completed=31_250,
+        request_counts_failed=1_204,
+    )
+    make_batch(
+        acme,
+        status="completed",
+        request_counts_total=1_000,
+        request_counts_completed=998,
+        request_counts_failed=2,
+        output_file=stored_file(acme, b"{}\n", purpose="batch_output", filename="out.jsonl"),
+        error_file=stored_file(acme, b"{}\n", purpose="batch_output", filename="err.jsonl"),
+    )
     return acme
 
 
-PAGES_WITH_TABLES = ["/", "/api-keys/", "/members/", "/models/", "/fine-tuning/", "/datasets/"]
+PAGES_WITH_TABLES = [
+    "/",
+    "/api-keys/",
+    "/members/",
+    "/models/",
+    "/fine-tuning/",
+    "/datasets/",
+    "/batches/",
+]
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -105,12 +131,12 @@ def test_no_page_scrolls_sideways_and_table_actions_stay_in_reach(
 def test_the_navigation_on_a_phone_shows_that_it_scrolls(base_url: str, busy_acme, page: Page):
     page.set_viewport_size({"width": 390, "height": 800})
     browser.log_in(page, "alice@example.com")
-    page.goto("/members/")
+    page.goto("/api-keys/")
 
     nav = page.get_by_role("navigation", name="Main")
     assert nav.evaluate("el => el.scrollWidth > el.clientWidth")
     expect(nav).to_have_class(re.compile(r"has-more-(left|right)"))
-    expect(nav.get_by_role("link", name="Members")).to_be_in_viewport()  # the current page
+    expect(nav.get_by_role("link", name="API keys")).to_be_in_viewport()  # the current page
     nav.evaluate("el => { el.scrollLeft = 0; el.dispatchEvent(new Event('scroll')); }")
     expect(nav).to_have_class(re.compile(r"has-more-right"))
     expect(nav).not_to_have_class(re.compile(r"has-more-left"))
