@@ -31,6 +31,9 @@ class Caller:
     tokens_per_minute: int | None = None
     org_requests_per_minute: int = 0
     org_tokens_per_minute: int = 0
+    # A Batch API line: metered as kind `batch` at the batch price, free of the per-minute
+    # rate limits (budgets and credits still apply), and sent at a lower vLLM priority.
+    batch: bool = False
 
 
 _memo = LocalMemo()

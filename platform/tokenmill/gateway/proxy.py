@@ -110,6 +110,8 @@ async def _handle(*, endpoint: str, raw_body: bytes, caller: Caller, request_id:
         )
     )
     body = prepared.body
+    if caller.batch:
+        body["priority"] = settings.BATCH_PRIORITY
     if prepared.stream:
         body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
     payload = orjson.dumps(body)
