@@ -149,6 +149,8 @@ FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 # The Batch API's limits (OpenAI's): an input file's bytes and requests.
 BATCH_FILE_MAX_BYTES = env_int("BATCH_FILE_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
 BATCH_MAX_REQUESTS = env_int("BATCH_MAX_REQUESTS", 50_000, minimum=1)
+# A failed validation lists this many bad lines (and says how many more there are).
+BATCH_MAX_LISTED_ERRORS = env_int("BATCH_MAX_LISTED_ERRORS", 100, minimum=1)
 # Lines of one batch in flight at once on a batch worker, and lines stored per chunk.
 BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4, minimum=1)
 BATCH_CHUNK_LINES = env_int("BATCH_CHUNK_LINES", 64, minimum=1)
@@ -156,6 +158,12 @@ BATCH_CHUNK_LINES = env_int("BATCH_CHUNK_LINES", 64, minimum=1)
 BATCH_PRIORITY = env_int("BATCH_PRIORITY", 10, minimum=1)
 # How often a line answered 503/504 (overloaded, timed out) is sent again.
 BATCH_LINE_RETRIES = env_int("BATCH_LINE_RETRIES", 3, minimum=0)
+# The first retry's wait in seconds (doubling after): tests make it small.
+BATCH_RETRY_SECONDS = env_decimal("BATCH_RETRY_SECONDS", "1", minimum=Decimal("0"))
+# A run whose worker has not reported progress for this long is taken over by another.
+BATCH_STALL_SECONDS = env_int("BATCH_STALL_SECONDS", 300, minimum=10)
+# How often the sweeper looks for batches to expire or to take over.
+BATCH_SWEEP_SECONDS = env_int("BATCH_SWEEP_SECONDS", 60, minimum=1)
 STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 10 * 1024**3, minimum=0)
 MAX_CONCURRENT_JOBS = env_int("MAX_CONCURRENT_JOBS", 2, minimum=1)
 # Uploads go to a temporary file on disk, never into memory, on their way to the store.

@@ -12,7 +12,14 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from tenants.keys import KeyRejected, authenticate_key, touch_last_used
+from tenants.keys import (
+    KeyRecord,
+    KeyRejected,
+    authenticate_key,
+    get_key_record,
+    record_check,
+    touch_last_used,
+)
 from tenants.models import ROLE_RANK, ApiKeyScope, Role
 from tokenmill.gateway.errors import GatewayError
 from tokenmill.gateway.memo import LocalMemo
@@ -58,6 +65,27 @@ def _caller_for(token: str) -> Caller | GatewayError:
         return GatewayError(
             rejected.message, status=rejected.status, code=rejected.code, param=None
         )
+    refused = _refusal(record)
+    if refused is not None:
+        return refused
+    touch_last_used(record)  # writes at most once a minute per key, and only on a memo miss
+    return _caller_of(record)
+
+
+def batch_caller(key_prefix: str) -> Caller | GatewayError:
+    """The caller a batch's lines run as: its key, asked again (revoked, expired, scopes,
+    role, billing hold) as a live request would be, without the key's secret."""
+    record = get_key_record(key_prefix)
+    if record is None:
+        return GatewayError("This API key has been deleted.", status=401, code="invalid_api_key")
+    try:
+        record_check(record)
+    except KeyRejected as rejected:
+        return GatewayError(rejected.message, status=rejected.status, code=rejected.code)
+    return _refusal(record) or _caller_of(record, batch=True)
+
+
+def _refusal(record: KeyRecord) -> GatewayError | None:
     if not record.allows(ApiKeyScope.MODELS):
         return GatewayError(
             "This API key does not have the 'models' scope needed for inference.",
@@ -78,7 +106,10 @@ def _caller_for(token: str) -> Caller | GatewayError:
         )
     if record.tenant_billing_hold:
         return BILLING_HOLD.copy()
-    touch_last_used(record)  # writes at most once a minute per key, and only on a memo miss
+    return None
+
+
+def _caller_of(record: KeyRecord, *, batch: bool = False) -> Caller:
     return Caller(
         tenant_id=record.tenant_id,
         tenant_slug=record.tenant_slug,
@@ -89,6 +120,7 @@ def _caller_for(token: str) -> Caller | GatewayError:
         tokens_per_minute=record.tokens_per_minute,
         org_requests_per_minute=record.org_requests_per_minute,
         org_tokens_per_minute=record.org_tokens_per_minute,
+        batch=batch,
     )
 
 
