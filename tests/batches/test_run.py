@@ -168,3 +168,44 @@ def test_lines_are_metered_as_batch_at_the_discounted_price(
     assert lines["output"].price_per_million == prices.output / 2
     settings.BILLING_BATCH_DISCOUNT_PERCENT = 0
     assert pricing.unit_price(prices, "input", kind="batch") == prices.input
+
+
+def test_a_batch_past_its_window_expires_with_its_lines_in_the_error_file(
+    backend, upload_batch_file, create_batch, api, alice_key, held_runs
+):
+    batch_id = create_batch(upload_batch_file([chat_line("a"), chat_line("b")])).json()["id"]
+    batch = Batch.unscoped.get(public_id=batch_id)
+    Batch.unscoped.filter(pk=batch.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert run.batches_sweep() == 1  # nothing ran it in its window: the sweeper sends it
+
+    assert run.batch_run(batch=Batch.unscoped.get(pk=batch.pk)) == "expired"
+
+    body = api(alice_key).get(f"/v1/batches/{batch_id}").json()
+    assert body["status"] == "expired" and body["expired_at"] is not None
+    assert body["output_file_id"] is None
+    assert body["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
+    errors = file_lines(api, alice_key, body["error_file_id"])
+    assert [(line["custom_id"], line["error"]["code"]) for line in errors] == [
+        ("a", "batch_expired"),
+        ("b", "batch_expired"),
+    ]
+    assert backend.state.requests == []
+
+
+def test_a_batch_cancelled_while_validating_is_cancelled_at_once(
+    upload_batch_file, api, alice_key, acme, monkeypatch
+):
+    from tokenmill.batches import services as batch_services
+
+    monkeypatch.setattr(batch_services, "send", lambda name, pk: None)  # validation not yet run
+    file_id = upload_batch_file([chat_line("a")])
+    body = {
+        "input_file_id": file_id,
+        "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+    }
+    created = api(alice_key).post("/v1/batches", body, format="json").json()
+    assert created["status"] == "validating"
+    cancelled = api(alice_key).post(f"/v1/batches/{created['id']}/cancel").json()
+    assert cancelled["status"] == "cancelled"
+    assert run.batch_validate(batch=Batch.unscoped.get(public_id=created["id"])) == "cancelled"
