@@ -209,3 +209,26 @@ def test_a_batch_cancelled_while_validating_is_cancelled_at_once(
     cancelled = api(alice_key).post(f"/v1/batches/{created['id']}/cancel").json()
     assert cancelled["status"] == "cancelled"
     assert run.batch_validate(batch=Batch.unscoped.get(public_id=created["id"])) == "cancelled"
+
+
+def test_a_batch_a_member_created_on_the_dashboard_runs_as_that_member(
+    backend, upload_batch_file, acme, alice, bob, api, alice_key
+):
+    from tenants.models import Membership
+
+    file_id = upload_batch_file([chat_line("a")])
+    request = {"input_file_id": file_id, "endpoint": "/v1/chat/completions"}
+    batch = services.batch_create(
+        tenant=acme, data={**request, "completion_window": "24h"}, user_id=alice.pk
+    )
+    body = api(alice_key).get(f"/v1/batches/{batch.public_id}").json()
+    assert body["request_counts"] == {"total": 1, "completed": 1, "failed": 0}
+
+    Membership.unscoped.filter(tenant=acme, user=bob).update(role="viewer")
+    viewer_batch = services.batch_create(
+        tenant=acme, data={**request, "completion_window": "24h"}, user_id=bob.pk
+    )
+    body = api(alice_key).get(f"/v1/batches/{viewer_batch.public_id}").json()
+    (line,) = file_lines(api, alice_key, body["error_file_id"])
+    assert line["response"]["status_code"] == 403
+    assert line["response"]["body"]["error"]["code"] == "insufficient_role"

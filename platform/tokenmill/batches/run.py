@@ -28,7 +28,7 @@ from tokenmill.batches.services import TASK_RUN, parts_folder, send
 from tokenmill.files import services as file_services
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store
-from tokenmill.gateway.callers import batch_caller
+from tokenmill.gateway.callers import batch_caller, batch_member_caller
 from tokenmill.gateway.errors import GatewayError
 
 logger = logging.getLogger(__name__)
@@ -173,6 +173,8 @@ def batch_run(*, batch: Batch) -> str:
 
 
 def _caller(batch: Batch):
+    if batch.created_by_user_id is not None and batch.created_by_key_id is None:
+        return batch_member_caller(tenant_id=batch.tenant_id, user_id=batch.created_by_user_id)
     key = batch.created_by_key
     if key is None:
         return GatewayError(

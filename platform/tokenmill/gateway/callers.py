@@ -20,7 +20,7 @@ from tenants.keys import (
     record_check,
     touch_last_used,
 )
-from tenants.models import ROLE_RANK, ApiKeyScope, Role
+from tenants.models import ROLE_RANK, ApiKeyScope, Membership, Role
 from tokenmill.gateway.errors import GatewayError
 from tokenmill.gateway.memo import LocalMemo
 
@@ -83,6 +83,45 @@ def batch_caller(key_prefix: str) -> Caller | GatewayError:
     except KeyRejected as rejected:
         return GatewayError(rejected.message, status=rejected.status, code=rejected.code)
     return _refusal(record) or _caller_of(record, batch=True)
+
+
+def batch_member_caller(*, tenant_id: int, user_id: int) -> Caller | GatewayError:
+    """The caller a batch created on the dashboard runs as: its member, asked again
+    (still a member and above, organization active and not on billing hold)."""
+    membership = (
+        Membership.unscoped.select_related("tenant", "user")
+        .filter(tenant_id=tenant_id, user_id=user_id)
+        .first()
+    )
+    if membership is None or not membership.user.is_active:
+        return GatewayError(
+            "The member who created this batch is no longer in the organization.",
+            status=403,
+            code="insufficient_role",
+        )
+    tenant = membership.tenant
+    if not tenant.is_active:
+        return GatewayError(
+            f"The organization {tenant.slug!r} is suspended. Contact support.",
+            status=403,
+            code="organization_suspended",
+        )
+    if tenant.billing_hold:
+        return BILLING_HOLD.copy()
+    if not membership.has_role(Role.MEMBER):
+        return GatewayError(
+            f"The batch's creator has the {membership.role} role; inference needs member or above.",
+            status=403,
+            code="insufficient_role",
+        )
+    return Caller(
+        tenant_id=tenant.pk,
+        tenant_slug=tenant.slug,
+        user_id=user_id,
+        org_requests_per_minute=tenant.effective_requests_per_minute,
+        org_tokens_per_minute=tenant.effective_tokens_per_minute,
+        batch=True,
+    )
 
 
 def _refusal(record: KeyRecord) -> GatewayError | None:
