@@ -294,6 +294,7 @@ def test_runplatform_supervises_a_table_of_named_processes():
     assert apps == {
         "worker-default": "workers.celery",
         "worker-control": "workers.celery",
+        "worker-batch": "workers.celery",
         "worker-gpu": "gpu_inference.gpu_worker",
         "beat": "workers.celery",
     }

@@ -14,6 +14,7 @@ from tokenmill.api.pagination import cursor_page, list_body, parse_limit
 from tokenmill.api.views import TenantAPIView
 from tokenmill.batches import selectors, services
 from tokenmill.batches.bodies import batch_body
+from tokenmill.batches.schema import BatchCreateRequest, BatchList, BatchObject
 
 PAGING = [
     OpenApiParameter("after", str, description="Return batches after this id."),
@@ -33,7 +34,9 @@ class BatchAPIView(TenantAPIView):
 
 
 class BatchListView(BatchAPIView):
-    @extend_schema(operation_id="batches_list", parameters=PAGING, tags=["batches"])
+    @extend_schema(
+        operation_id="batches_list", parameters=PAGING, responses=BatchList, tags=["batches"]
+    )
     def get(self, request):
         limit = parse_limit(request.query_params.get("limit"))
         rows, has_more = cursor_page(
@@ -41,7 +44,12 @@ class BatchListView(BatchAPIView):
         )
         return Response(list_body([batch_body(row) for row in rows], has_more=has_more))
 
-    @extend_schema(operation_id="batches_create", tags=["batches"])
+    @extend_schema(
+        operation_id="batches_create",
+        request=BatchCreateRequest,
+        responses=BatchObject,
+        tags=["batches"],
+    )
     def post(self, request):
         if not request.auth.allows(ApiKeyScope.FILES):
             raise ApiError(
@@ -59,13 +67,15 @@ class BatchListView(BatchAPIView):
 
 
 class BatchDetailView(BatchAPIView):
-    @extend_schema(operation_id="batches_retrieve", tags=["batches"])
+    @extend_schema(operation_id="batches_retrieve", responses=BatchObject, tags=["batches"])
     def get(self, request, batch_id: str):
         return Response(batch_body(self.get_object()))
 
 
 class BatchCancelView(BatchAPIView):
-    @extend_schema(operation_id="batches_cancel", request=None, tags=["batches"])
+    @extend_schema(
+        operation_id="batches_cancel", request=None, responses=BatchObject, tags=["batches"]
+    )
     def post(self, request, batch_id: str):
         batch = services.batch_cancel(tenant=self.tenant, batch=self.get_object())
         return Response(batch_body(self.get_queryset().get(pk=batch.pk)))

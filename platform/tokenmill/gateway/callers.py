@@ -20,7 +20,7 @@ from tenants.keys import (
     record_check,
     touch_last_used,
 )
-from tenants.models import ROLE_RANK, ApiKeyScope, Membership, Role
+from tenants.models import ROLE_RANK, ApiKeyScope, Membership, Organization, Role
 from tokenmill.gateway.errors import GatewayError
 from tokenmill.gateway.memo import LocalMemo
 
@@ -88,10 +88,9 @@ def batch_caller(key_prefix: str) -> Caller | GatewayError:
 def batch_member_caller(*, tenant_id: int, user_id: int) -> Caller | GatewayError:
     """The caller a batch created on the dashboard runs as: its member, asked again
     (still a member and above, organization active and not on billing hold)."""
+    tenant = Organization.objects.get(pk=tenant_id)
     membership = (
-        Membership.unscoped.select_related("tenant", "user")
-        .filter(tenant_id=tenant_id, user_id=user_id)
-        .first()
+        Membership.objects.for_tenant(tenant).select_related("user").filter(user_id=user_id).first()
     )
     if membership is None or not membership.user.is_active:
         return GatewayError(
@@ -99,7 +98,6 @@ def batch_member_caller(*, tenant_id: int, user_id: int) -> Caller | GatewayErro
             status=403,
             code="insufficient_role",
         )
-    tenant = membership.tenant
     if not tenant.is_active:
         return GatewayError(
             f"The organization {tenant.slug!r} is suspended. Contact support.",
