@@ -73,6 +73,10 @@ class Batch(models.Model):
     expired_at = models.DateTimeField(null=True, blank=True)
     cancelling_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The run's lease: the worker running the batch refreshes `heartbeat_at` as lines
+    # finish; a run whose heartbeat went stale (its worker died) is taken over.
+    run_token = models.CharField(max_length=32, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     unscoped = UnscopedManager()  # first, so it is Django's default manager
     objects = TenantScopedManager()
