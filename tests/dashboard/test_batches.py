@@ -184,3 +184,93 @@ def test_logged_out_visitors_are_sent_to_log_in(client):
     response = client.get("/batches/")
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
+
+
+def test_a_member_runs_a_batch_on_a_requests_file(acme, alice, alice_client):
+    requests_file = stored_file(
+        acme, (json.dumps(LINE) + "\n").encode(), purpose="batch", filename="nightly.jsonl"
+    )
+    page = alice_client.get(f"/batches/?input_file={requests_file.public_id}").content.decode()
+    assert f'<option value="{requests_file.public_id}" selected>' in page
+    assert '<details class="card section create-panel" id="create-batch" open>' in page
+
+    response = alice_client.post(
+        "/batches/", {"input_file": requests_file.public_id, "endpoint": "/v1/chat/completions"}
+    )
+    batch = Batch.objects.for_tenant(acme).get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/batches/{batch.public_id}/"
+    assert batch.input_file == requests_file
+    assert batch.created_by_user == alice
+    assert batch.completion_window == "24h"
+    assert "its lines are being checked" in alice_client.get(response["Location"]).content.decode()
+
+
+def test_the_batch_form_refuses_a_file_that_is_not_a_requests_file(acme, globex, alice_client):
+    training = stored_file(acme, b"{}\n", purpose="fine-tune", filename="train.jsonl")
+    foreign = stored_file(globex, b"{}\n", purpose="batch", filename="theirs.jsonl")
+    stored_file(acme, b"{}\n", purpose="batch", filename="ours.jsonl")
+    for file in (training, foreign):
+        response = alice_client.post(
+            "/batches/", {"input_file": file.public_id, "endpoint": "/v1/chat/completions"}
+        )
+        assert response.status_code == 400
+        assert "Select a valid choice." in response.content.decode()
+    response = alice_client.post("/batches/", {"input_file": "", "endpoint": "/v1/nope"})
+    assert response.status_code == 400
+    assert "This field is required." in response.content.decode()
+    assert not Batch.objects.for_tenant(acme).exists()
+
+
+def test_without_a_requests_file_the_form_says_where_to_upload_one(alice_client):
+    html = alice_client.get("/batches/").content.decode()
+    assert "No requests file yet." in html
+    assert "Create batch" not in html
+
+
+def test_a_viewer_cannot_create_or_cancel_batches(acme, dave_client):
+    requests_file = stored_file(acme, b"{}\n", purpose="batch", filename="r.jsonl")
+    batch = make_batch(acme, status=Batch.Status.IN_PROGRESS)
+    assert "New batch" not in dave_client.get("/batches/").content.decode()
+    assert "Cancel batch" not in dave_client.get(f"/batches/{batch.public_id}/").content.decode()
+    created = dave_client.post(
+        "/batches/", {"input_file": requests_file.public_id, "endpoint": "/v1/chat/completions"}
+    )
+    cancelled = dave_client.post(f"/batches/{batch.public_id}/cancel/")
+    assert created.status_code == cancelled.status_code == 403
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.IN_PROGRESS
+    assert Batch.objects.for_tenant(acme).count() == 1
+
+
+def test_cancelling_asks_first_then_stops_the_batch(acme, alice_client):
+    batch = make_batch(acme, status=Batch.Status.IN_PROGRESS, request_counts_total=10)
+    detail = alice_client.get(f"/batches/{batch.public_id}/").content.decode()
+    assert f'href="/batches/{batch.public_id}/cancel/"' in detail
+    confirm = alice_client.get(f"/batches/{batch.public_id}/cancel/").content.decode()
+    assert f"Cancel {batch.public_id}?" in confirm
+    assert "finished line" in confirm
+
+    response = alice_client.post(f"/batches/{batch.public_id}/cancel/", follow=True)
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.CANCELLING
+    assert f"Cancelling {batch.public_id}." in response.content.decode()
+
+
+def test_a_finished_batch_cannot_be_cancelled_and_says_why(acme, alice_client):
+    batch = make_batch(acme, status=Batch.Status.COMPLETED)
+    assert "Cancel batch" not in alice_client.get(f"/batches/{batch.public_id}/").content.decode()
+    response = alice_client.post(f"/batches/{batch.public_id}/cancel/", follow=True)
+    assert f"Batch {batch.public_id} is completed and can no longer be cancelled." in (
+        response.content.decode()
+    )
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.COMPLETED
+
+
+def test_a_requests_file_offers_to_run_it_as_a_batch(acme, alice_client):
+    requests_file = stored_file(acme, b"{}\n", purpose="batch", filename="r.jsonl")
+    html = alice_client.get(f"/datasets/{requests_file.public_id}/").content.decode()
+    assert f'href="/batches/?input_file={requests_file.public_id}#create-batch"' in html
+    assert "checked when a batch is created on it" in html
+    assert f'href="/datasets/{requests_file.public_id}/download/"' in html

@@ -70,6 +70,7 @@ DASHBOARD_PAGES = {
     "batches": TenantPage(),
     "batch-detail": ObjectPage("batch"),
     "batch-status": ObjectPage("batch"),
+    "batch-cancel": ObjectPage("batch"),
     "jobs": TenantPage(),
     "job-create": TenantPage(),
     "job-estimate": TenantPage(),

@@ -81,6 +81,7 @@ urlpatterns = [
     path("batches/", batches.BatchesView.as_view(), name="batches"),
     path("batches/<str:public_id>/", batches.BatchDetailView.as_view(), name="batch-detail"),
     path("batches/<str:public_id>/status/", batches.BatchStatusView.as_view(), name="batch-status"),
+    path("batches/<str:public_id>/cancel/", batches.BatchCancelView.as_view(), name="batch-cancel"),
     path("models/", models.ModelsView.as_view(), name="models"),
     path("models/<str:model_id>/delete/", models.ModelDeleteView.as_view(), name="model-delete"),
     path("fine-tuning/", jobs.JobsView.as_view(), name="jobs"),

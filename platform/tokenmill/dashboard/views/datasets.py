@@ -119,6 +119,7 @@ class DatasetDetailView(DatasetsPage):
             "can_fine_tune": self.can(Role.MEMBER)
             and file.purpose == File.Purpose.FINE_TUNE
             and file.status == File.Status.PROCESSED,
+            "can_batch": self.can(Role.MEMBER) and file.purpose == File.Purpose.BATCH,
             "delete_error": delete_error,
             "pending": file.status == File.Status.UPLOADED,
         }
