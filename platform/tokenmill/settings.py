@@ -473,7 +473,13 @@ LOGGING = {
         # uvicorn sets its own handlers before it loads the app; these replace them, so
         # its lines (uvicorn.error propagates here) come out in LOG_FORMAT too.
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # A line per request costs the gateway more CPU than its own work: off unless
+        # WEB_ACCESS_LOG (uvicorn's --no-access-log does not reach a logger set up here).
+        "uvicorn.access": {
+            "handlers": ["console"],
+            "level": "INFO" if env_bool("WEB_ACCESS_LOG") else "WARNING",
+            "propagate": False,
+        },
     },
 }
 

@@ -57,6 +57,8 @@ def setup() -> str:
     os.environ.setdefault("MODEL_ROOT", str(ROOT / "var" / "models"))
     os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{ROOT / 'platform'}"
     os.environ["LOG_LEVEL"] = "WARNING"
+    # Small chunks: the batch's counts (written per chunk) show that it runs while probed.
+    os.environ.setdefault("BATCH_CHUNK_LINES", "8")
     sys.path[:0] = [str(ROOT / "platform")]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenmill.settings")
     import django
@@ -173,12 +175,17 @@ def main() -> int:
         batch = client.batches.create(
             input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
         )
-        while client.batches.retrieve(batch.id).status in ("validating",):
+        # Probe once the batch worker is sending: its first chunk has finished.
+        while (current := client.batches.retrieve(batch.id)).request_counts.completed == 0:
+            if current.status not in ("validating", "in_progress"):
+                print(f"the batch ended {current.status} before any line finished: {current}")
+                return 1
             time.sleep(0.2)
+        before = current.request_counts.completed + current.request_counts.failed
         started = time.perf_counter()
         during_batch = probe(chat_url, key, args.probes)
         batch = client.batches.retrieve(batch.id)
-        done = batch.request_counts.completed + batch.request_counts.failed
+        done = batch.request_counts.completed + batch.request_counts.failed - before
         if batch.status != "in_progress":
             print(f"note: the batch ended ({batch.status}) before the probe did: use more --lines")
         client.batches.cancel(batch.id)
