@@ -28,6 +28,7 @@ from tokenmill.batches.services import TASK_RUN, parts_folder, send
 from tokenmill.files import services as file_services
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store
+from tokenmill.files.storage_usage import stored_artifact_forget
 from tokenmill.gateway.callers import batch_caller, batch_member_caller
 from tokenmill.gateway.errors import GatewayError
 
@@ -241,6 +242,7 @@ def batch_finalize(*, batch: Batch, token: str, stopped: str | None = None) -> s
         **{stamp: timezone.now()},
     )
     get_artifact_store().delete(parts_folder(batch.public_id))
+    stored_artifact_forget(tenant=batch.tenant, key=parts_folder(batch.public_id))
     return ending
 
 
