@@ -43,7 +43,7 @@ def test_a_batch_runs_every_line_to_the_output_file(
     batch = Batch.unscoped.get(public_id=body["id"])
     assert BatchChunk.unscoped.filter(batch=batch).count() == 3
     # The chunks are gone from the store once joined; the files count in storage.
-    assert not artifact_store.exists(f"batches/{batch.public_id}/000000.output.jsonl")
+    assert not artifact_store.exists(BatchChunk.unscoped.filter(batch=batch).first().output_key)
     assert {row.key for row in StoredArtifact.unscoped.filter(tenant=batch.tenant)} == {
         f"files/{file_id}",
         f"files/{batch.output_file.public_id}",

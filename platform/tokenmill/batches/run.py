@@ -106,7 +106,9 @@ def _store_chunk(batch: Batch, index: int, results: list[runner.Result], token: 
     keys = {}
     for kind, wanted in (("output", True), ("errors", False)):
         records = [result.record for result in results if result.ok is wanted]
-        keys[kind] = f"{parts_folder(batch.public_id)}/{index:06d}.{kind}.jsonl" if records else ""
+        # Named by the run too: a run that loses the race never overwrites the winner's.
+        name = f"{index:06d}.{token[:8]}.{kind}.jsonl"
+        keys[kind] = f"{parts_folder(batch.public_id)}/{name}" if records else ""
         if records:
             store.write_stream(keys[kind], iter(records))
     completed = sum(result.ok for result in results)
