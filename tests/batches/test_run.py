@@ -48,8 +48,8 @@ def test_cancelling_keeps_the_finished_lines_and_reports_the_rest(
     send_line = runner.send_line
     sent = []
 
-    async def send_then_cancel(batch_id, endpoint, line, caller):
-        result = await send_line(batch_id, endpoint, line, caller)
+    async def send_then_cancel(batch_id, endpoint, line, caller, *, run):
+        result = await send_line(batch_id, endpoint, line, caller, run=run)
         sent.append(line.custom_id)
         if len(sent) == 3:  # the user cancels while the third line is in flight
             await sync_to_async(services.batch_cancel)(tenant=acme, batch=batch)

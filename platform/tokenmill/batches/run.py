@@ -167,6 +167,7 @@ def batch_run(*, batch: Batch) -> str:
             lines=chunk,
             caller=caller,
             stopped=stop,
+            run=token,
         )
         if stop.reason == "lost" or not _store_chunk(batch, index, results, token):
             return "lost the lease"
