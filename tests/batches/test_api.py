@@ -222,3 +222,23 @@ def test_a_finished_batch_cannot_be_cancelled(backend, upload_batch_file, create
         "invalid_state",
         f"Batch {batch_id} is completed and can no longer be cancelled.",
     )
+
+
+def test_a_line_may_name_the_tenants_own_fine_tune_but_not_anothers(
+    backend, upload_batch_file, create_batch, acme, globex
+):
+    from tests.gateway.conftest import make_fine_tuned_model
+
+    ours = make_fine_tuned_model(acme).model_id
+    theirs = make_fine_tuned_model(globex).model_id
+    rows = [chat_line("ours", model=ours), chat_line("theirs", model=theirs)]
+    body = create_batch(upload_batch_file(rows)).json()
+    assert body["status"] == "failed"
+    assert body["errors"]["data"] == [
+        {
+            "code": "model_not_found",
+            "message": f"The model {theirs!r} does not exist or you do not have access to it.",
+            "param": "body.model",
+            "line": 2,
+        }
+    ]

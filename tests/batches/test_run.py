@@ -48,8 +48,8 @@ def test_cancelling_keeps_the_finished_lines_and_reports_the_rest(
     send_line = runner.send_line
     sent = []
 
-    async def send_then_cancel(batch_id, endpoint, line, caller):
-        result = await send_line(batch_id, endpoint, line, caller)
+    async def send_then_cancel(batch_id, endpoint, line, caller, *, run):
+        result = await send_line(batch_id, endpoint, line, caller, run=run)
         sent.append(line.custom_id)
         if len(sent) == 3:  # the user cancels while the third line is in flight
             await sync_to_async(services.batch_cancel)(tenant=acme, batch=batch)
@@ -150,7 +150,7 @@ def make_fresh_key(acme) -> str:
 
 
 def test_lines_are_metered_as_batch_at_the_discounted_price(
-    backend, upload_batch_file, create_batch, acme, settings
+    backend, upload_batch_file, create_batch, acme, settings, api, alice_key
 ):
     body = create_batch(upload_batch_file([chat_line("a"), chat_line("b")])).json()
     assert body["status"] == "completed"
@@ -168,6 +168,10 @@ def test_lines_are_metered_as_batch_at_the_discounted_price(
     assert lines["output"].price_per_million == prices.output / 2
     settings.BILLING_BATCH_DISCOUNT_PERCENT = 0
     assert pricing.unit_price(prices, "input", kind="batch") == prices.input
+    # The usage API shows batch usage as its own kind.
+    usage = api(alice_key).get("/api/v1/usage?group_by=kind").json()
+    assert {row["kind"] for row in usage["data"]} == {"batch"}
+    assert usage["totals"]["requests"] == 2
 
 
 def test_a_batch_past_its_window_expires_with_its_lines_in_the_error_file(

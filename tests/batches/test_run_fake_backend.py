@@ -7,6 +7,7 @@ import pytest
 
 from tests.batches.conftest import chat_line
 from tokenmill.batches.models import Batch, BatchChunk
+from tokenmill.files.models import StoredArtifact
 
 
 def content(api, key, file_id) -> list[dict]:
@@ -17,7 +18,7 @@ def content(api, key, file_id) -> list[dict]:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_runs_every_line_to_the_output_file(
-    backend, upload_batch_file, create_batch, api, alice_key, settings
+    backend, upload_batch_file, create_batch, api, alice_key, settings, artifact_store
 ):
     settings.BATCH_CHUNK_LINES = 2
     file_id = upload_batch_file([chat_line(f"req-{i}") for i in range(5)])
@@ -41,3 +42,9 @@ def test_a_batch_runs_every_line_to_the_output_file(
     assert {request["priority"] for request in sent} == {settings.BATCH_PRIORITY}
     batch = Batch.unscoped.get(public_id=body["id"])
     assert BatchChunk.unscoped.filter(batch=batch).count() == 3
+    # The chunks are gone from the store once joined; the files count in storage.
+    assert not artifact_store.exists(BatchChunk.unscoped.filter(batch=batch).first().output_key)
+    assert {row.key for row in StoredArtifact.unscoped.filter(tenant=batch.tenant)} == {
+        f"files/{file_id}",
+        f"files/{batch.output_file.public_id}",
+    }

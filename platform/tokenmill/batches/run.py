@@ -28,6 +28,7 @@ from tokenmill.batches.services import TASK_RUN, parts_folder, send
 from tokenmill.files import services as file_services
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store
+from tokenmill.files.storage_usage import stored_artifact_forget
 from tokenmill.gateway.callers import batch_caller, batch_member_caller
 from tokenmill.gateway.errors import GatewayError
 
@@ -105,7 +106,9 @@ def _store_chunk(batch: Batch, index: int, results: list[runner.Result], token: 
     keys = {}
     for kind, wanted in (("output", True), ("errors", False)):
         records = [result.record for result in results if result.ok is wanted]
-        keys[kind] = f"{parts_folder(batch.public_id)}/{index:06d}.{kind}.jsonl" if records else ""
+        # Named by the run too: a run that loses the race never overwrites the winner's.
+        name = f"{index:06d}.{token[:8]}.{kind}.jsonl"
+        keys[kind] = f"{parts_folder(batch.public_id)}/{name}" if records else ""
         if records:
             store.write_stream(keys[kind], iter(records))
     completed = sum(result.ok for result in results)
@@ -164,6 +167,7 @@ def batch_run(*, batch: Batch) -> str:
             lines=chunk,
             caller=caller,
             stopped=stop,
+            run=token,
         )
         if stop.reason == "lost" or not _store_chunk(batch, index, results, token):
             return "lost the lease"
@@ -241,6 +245,7 @@ def batch_finalize(*, batch: Batch, token: str, stopped: str | None = None) -> s
         **{stamp: timezone.now()},
     )
     get_artifact_store().delete(parts_folder(batch.public_id))
+    stored_artifact_forget(tenant=batch.tenant, key=parts_folder(batch.public_id))
     return ending
 
 

@@ -3,8 +3,8 @@
 Each line is one `proxy.handle` call, as a live request: its model resolved, admitted
 (budgets and credits; no per-minute limits for a batch caller), forwarded at vLLM's
 batch priority and settled into one usage event of kind `batch`. The request id is
-derived from the batch and the line, so a line sent again after a worker died is
-metered once (the ledger counts an event id once).
+derived from the batch, the run and the line: each request of a line has one usage
+event (the ledger counts an event id once).
 """
 
 import asyncio
@@ -35,9 +35,11 @@ def line_hash(batch_id: str, number: int) -> str:
     return hashlib.sha256(f"{batch_id}:{number}".encode()).hexdigest()[:32]
 
 
-def request_id(batch_id: str, number: int, attempt: int) -> str:
-    base = f"req_{line_hash(batch_id, number)}"
-    # A retry is a new request with its own usage event (the failed try's stays as it was).
+def request_id(batch_id: str, number: int, *, run: str, attempt: int) -> str:
+    """The line's request id in this run (its usage event's id). A retry is a new request
+    with its own event; so is the line sent again by a run that took over from a dead
+    one, whose request was billed as lost (what it had reached), as a live one would be."""
+    base = f"req_{line_hash(f'{batch_id}:{run}', number)}"
     return base if attempt == 0 else f"{base}_{attempt}"
 
 
@@ -65,11 +67,13 @@ def never_sent(batch_id: str, line: Line, *, code: str, message: str) -> Result:
     return Result(line=line, ok=False, record=orjson.dumps(record) + b"\n")
 
 
-async def send_line(batch_id: str, endpoint: str, line: Line, caller: Caller) -> Result:
+async def send_line(
+    batch_id: str, endpoint: str, line: Line, caller: Caller, *, run: str
+) -> Result:
     raw = orjson.dumps(line.body)
     attempt = 0
     while True:
-        rid = request_id(batch_id, line.number, attempt)
+        rid = request_id(batch_id, line.number, run=run, attempt=attempt)
         reply = await proxy.handle(
             endpoint=ENDPOINTS[endpoint], raw_body=raw, caller=caller, request_id=rid
         )
@@ -86,6 +90,7 @@ async def run_lines(
     lines: list[Line],
     caller: Caller | GatewayError,
     stopped: Callable[[], str | None],
+    run: str,
 ) -> list[Result]:
     """Every line's result, at most BATCH_CONCURRENCY in flight. `stopped()` is asked
     before each line is sent: a reason (cancelled, expired) leaves it unsent."""
@@ -101,10 +106,10 @@ async def run_lines(
                     batch_id,
                     line,
                     status=caller.status,
-                    rid=request_id(batch_id, line.number, 0),
+                    rid=request_id(batch_id, line.number, run=run, attempt=0),
                     body=caller.json_bytes(),
                 )
-            return await send_line(batch_id, endpoint, line, caller)
+            return await send_line(batch_id, endpoint, line, caller, run=run)
 
     try:
         return list(await asyncio.gather(*(one(line) for line in lines)))
