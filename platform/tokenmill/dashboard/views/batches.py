@@ -114,6 +114,7 @@ class BatchDetailView(BatchesPage):
         context = {
             "batch": batch,
             "progress": batch_progress(batch),
+            "nothing_ran": batch.is_terminal and not batch.request_counts_total,
             "errors": errors[:ERRORS_SHOWN],
             "errors_hidden": max(0, len(errors) - ERRORS_SHOWN),
             "metadata": sorted((batch.metadata or {}).items()),
