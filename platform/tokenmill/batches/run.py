@@ -75,7 +75,8 @@ def _claim(batch: Batch) -> str | None:
 
 class _StopCheck:
     """Why the run should send no more lines (cancelled, expired, lease lost), asked
-    before each line and read from the database at most every STOP_CHECK_SECONDS."""
+    before each line and read from the database at most every STOP_CHECK_SECONDS,
+    which also keeps the run's heartbeat fresh."""
 
     def __init__(self, batch: Batch, token: str):
         self.batch, self.token = batch, token
@@ -85,12 +86,12 @@ class _StopCheck:
     def __call__(self) -> str | None:
         if self.reason is None and time.monotonic() - self.checked >= STOP_CHECK_SECONDS:
             self.checked = time.monotonic()
-            row = (
-                Batch.unscoped.filter(pk=self.batch.pk)
-                .values("status", "run_token", "expires_at")
-                .first()
-            )
-            if row is None or row["run_token"] != self.token:
+            # The heartbeat, refreshed as lines start: its row count says the lease holds.
+            rows = Batch.unscoped.filter(pk=self.batch.pk, run_token=self.token)
+            row = None
+            if rows.update(heartbeat_at=timezone.now()):
+                row = rows.values("status", "expires_at").first()
+            if row is None:
                 self.reason = "lost"
             elif row["status"] == Status.CANCELLING:
                 self.reason = "cancelled"
