@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from tokenmill.batches import lines, runner
 from tokenmill.batches.models import Batch, BatchChunk
-from tokenmill.batches.services import TASK_RUN, parts_folder, send
+from tokenmill.batches.services import TASK_RUN, TASK_VALIDATE, parts_folder, send
 from tokenmill.files import services as file_services
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store
@@ -266,7 +266,8 @@ def _write(batch: Batch, kind: str, chunks: Iterator[bytes]) -> File:
 
 def batches_sweep() -> int:
     """Run again the batches whose run died (a stale heartbeat) or whose window ended
-    while nothing ran them; returns how many were sent."""
+    while nothing ran them, and validate again those whose validation was lost;
+    returns how many were sent."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.BATCH_STALL_SECONDS)
     waiting = Batch.unscoped.filter(status__in=RUNNING).filter(
@@ -277,5 +278,10 @@ def batches_sweep() -> int:
     sent = 0
     for pk in waiting.values_list("pk", flat=True):
         send(TASK_RUN, pk)
+        sent += 1
+    # A validation whose task was lost (its worker died): validating again is harmless.
+    stuck = Batch.unscoped.filter(status=Status.VALIDATING, created_at__lt=stale)
+    for pk in stuck.values_list("pk", flat=True):
+        send(TASK_VALIDATE, pk)
         sent += 1
     return sent
