@@ -160,8 +160,9 @@ BATCH_PRIORITY = env_int("BATCH_PRIORITY", 10, minimum=1)
 BATCH_LINE_RETRIES = env_int("BATCH_LINE_RETRIES", 3, minimum=0)
 # The first retry's wait in seconds (doubling after): tests make it small.
 BATCH_RETRY_SECONDS = env_decimal("BATCH_RETRY_SECONDS", "1", minimum=Decimal("0"))
-# A run whose worker has not reported progress for this long is taken over by another.
-BATCH_STALL_SECONDS = env_int("BATCH_STALL_SECONDS", 300, minimum=10)
+# A run that started no line for this long is taken over by another (its worker died).
+# Above GATEWAY_TOTAL_TIMEOUT, so lines still running never look stalled.
+BATCH_STALL_SECONDS = env_int("BATCH_STALL_SECONDS", 900, minimum=10)
 # How often the sweeper looks for batches to expire or to take over.
 BATCH_SWEEP_SECONDS = env_int("BATCH_SWEEP_SECONDS", 60, minimum=1)
 STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 10 * 1024**3, minimum=0)

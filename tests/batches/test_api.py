@@ -242,3 +242,19 @@ def test_a_line_may_name_the_tenants_own_fine_tune_but_not_anothers(
             "line": 2,
         }
     ]
+
+
+def test_a_line_longer_than_a_request_may_be_is_refused_unread(
+    upload_batch_file, create_batch, settings, monkeypatch
+):
+    settings.GATEWAY_MAX_BODY_BYTES = 1024
+    long_line = chat_line("long", content="x" * 2000)
+    body = create_batch(upload_batch_file([chat_line("a"), long_line, chat_line("b")])).json()
+    assert body["errors"]["data"] == [
+        {
+            "code": "line_too_long",
+            "message": "This line is longer than 1,024 bytes, the most one request may hold.",
+            "param": None,
+            "line": 2,
+        }
+    ]

@@ -236,3 +236,23 @@ def test_a_batch_a_member_created_on_the_dashboard_runs_as_that_member(
     (line,) = file_lines(api, alice_key, body["error_file_id"])
     assert line["response"]["status_code"] == 403
     assert line["response"]["body"]["error"]["code"] == "insufficient_role"
+
+
+def test_a_lost_validation_is_sent_again_by_the_sweeper(
+    backend, upload_batch_file, api, alice_key, settings, monkeypatch
+):
+    monkeypatch.setattr(services, "send", lambda name, pk: None)  # the validation task is lost
+    file_id = upload_batch_file([chat_line("a")])
+    body = {
+        "input_file_id": file_id,
+        "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+    }
+    batch_id = api(alice_key).post("/v1/batches", body, format="json").json()["id"]
+    assert run.batches_sweep() == 0  # not yet stale
+    Batch.unscoped.filter(public_id=batch_id).update(
+        created_at=timezone.now() - timedelta(seconds=settings.BATCH_STALL_SECONDS + 1)
+    )
+    monkeypatch.undo()
+    assert run.batches_sweep() == 1
+    assert api(alice_key).get(f"/v1/batches/{batch_id}").json()["status"] == "completed"

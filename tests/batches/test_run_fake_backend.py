@@ -48,3 +48,25 @@ def test_a_batch_runs_every_line_to_the_output_file(
         f"files/{file_id}",
         f"files/{batch.output_file.public_id}",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_completions_batch_runs_through_the_completions_endpoint(
+    backend, upload_batch_file, create_batch, api, alice_key
+):
+    rows = [
+        {
+            "custom_id": f"p{i}",
+            "method": "POST",
+            "url": "/v1/completions",
+            "body": {"model": "tiny-chat", "prompt": f"Once upon a time {i}", "max_tokens": 4},
+        }
+        for i in range(2)
+    ]
+    body = create_batch(upload_batch_file(rows), endpoint="/v1/completions").json()
+    assert body["status"] == "completed"
+    assert body["endpoint"] == "/v1/completions"
+    assert [request["path"] for request in backend.state.requests] == ["/v1/completions"] * 2
+    lines = content(api, alice_key, body["output_file_id"])
+    assert [line["custom_id"] for line in lines] == ["p0", "p1"]
+    assert lines[0]["response"]["body"]["object"] == "text_completion"

@@ -44,23 +44,42 @@ class LineError(Exception):
         return {"code": self.code, "message": self.message, "param": self.param, "line": number}
 
 
-def raw_lines(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of each non-blank line, holding one line at a time."""
+TOO_LONG = None  # what raw_lines gives for a line past the gateway's body limit
+
+
+def raw_lines(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) of each non-blank line, holding one line at a time; a line
+    longer than a request body may be is skipped unread (its bytes are TOO_LONG)."""
+    limit = settings.GATEWAY_MAX_BODY_BYTES
     pending = b""
     number = 0
+    skipping = False
     for chunk in chunks:
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for raw in complete:
             number += 1
-            if raw.strip():
-                yield number, raw
-    if pending.strip():
-        yield number + 1, pending
+            if skipping:
+                skipping = False
+                yield number, TOO_LONG
+            elif raw.strip():
+                yield number, raw if len(raw) <= limit else TOO_LONG
+        if len(pending) > limit:
+            pending, skipping = b"", True
+    if skipping:
+        yield number + 1, TOO_LONG
+    elif pending.strip():
+        yield number + 1, pending if len(pending) <= limit else TOO_LONG
 
 
-def parse_line(raw: bytes, *, endpoint: str) -> Line:
+def parse_line(raw: bytes | None, *, endpoint: str) -> Line:
     """The line's request, its shape checked (not yet its model); raises LineError."""
+    if raw is TOO_LONG:
+        raise LineError(
+            f"This line is longer than {settings.GATEWAY_MAX_BODY_BYTES:,} bytes, the most "
+            "one request may hold.",
+            code="line_too_long",
+        )
     try:
         found = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from tokenmill.batches import lines, runner
 from tokenmill.batches.models import Batch, BatchChunk
-from tokenmill.batches.services import TASK_RUN, parts_folder, send
+from tokenmill.batches.services import TASK_RUN, TASK_VALIDATE, parts_folder, send
 from tokenmill.files import services as file_services
 from tokenmill.files.models import File
 from tokenmill.files.storage import get_artifact_store
@@ -75,7 +75,8 @@ def _claim(batch: Batch) -> str | None:
 
 class _StopCheck:
     """Why the run should send no more lines (cancelled, expired, lease lost), asked
-    before each line and read from the database at most every STOP_CHECK_SECONDS."""
+    before each line and read from the database at most every STOP_CHECK_SECONDS,
+    which also keeps the run's heartbeat fresh."""
 
     def __init__(self, batch: Batch, token: str):
         self.batch, self.token = batch, token
@@ -85,12 +86,12 @@ class _StopCheck:
     def __call__(self) -> str | None:
         if self.reason is None and time.monotonic() - self.checked >= STOP_CHECK_SECONDS:
             self.checked = time.monotonic()
-            row = (
-                Batch.unscoped.filter(pk=self.batch.pk)
-                .values("status", "run_token", "expires_at")
-                .first()
-            )
-            if row is None or row["run_token"] != self.token:
+            # The heartbeat, refreshed as lines start: its row count says the lease holds.
+            rows = Batch.unscoped.filter(pk=self.batch.pk, run_token=self.token)
+            row = None
+            if rows.update(heartbeat_at=timezone.now()):
+                row = rows.values("status", "expires_at").first()
+            if row is None:
                 self.reason = "lost"
             elif row["status"] == Status.CANCELLING:
                 self.reason = "cancelled"
@@ -265,7 +266,8 @@ def _write(batch: Batch, kind: str, chunks: Iterator[bytes]) -> File:
 
 def batches_sweep() -> int:
     """Run again the batches whose run died (a stale heartbeat) or whose window ended
-    while nothing ran them; returns how many were sent."""
+    while nothing ran them, and validate again those whose validation was lost;
+    returns how many were sent."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.BATCH_STALL_SECONDS)
     waiting = Batch.unscoped.filter(status__in=RUNNING).filter(
@@ -276,5 +278,10 @@ def batches_sweep() -> int:
     sent = 0
     for pk in waiting.values_list("pk", flat=True):
         send(TASK_RUN, pk)
+        sent += 1
+    # A validation whose task was lost (its worker died): validating again is harmless.
+    stuck = Batch.unscoped.filter(status=Status.VALIDATING, created_at__lt=stale)
+    for pk in stuck.values_list("pk", flat=True):
+        send(TASK_VALIDATE, pk)
         sent += 1
     return sent
