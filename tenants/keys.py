@@ -184,6 +184,13 @@ def authenticate_key(plaintext: str) -> KeyRecord:
             "You can find and create API keys in the Tokenmill dashboard.",
             code="invalid_api_key",
         )
+    record_check(record)
+    return record
+
+
+def record_check(record: KeyRecord) -> None:
+    """Raise KeyRejected when a key that was genuine is no longer usable: revoked, expired,
+    or its organization suspended. (Work a key queued, such as a batch, asks again.)"""
     if record.revoked:
         raise KeyRejected("This API key has been revoked.", code="invalid_api_key")
     if record.expires_at and record.expires_at <= timezone.now():
@@ -194,7 +201,6 @@ def authenticate_key(plaintext: str) -> KeyRecord:
             code="organization_suspended",
             status=403,
         )
-    return record
 
 
 def touch_last_used(record: KeyRecord, *, every_seconds: int = 60) -> None:

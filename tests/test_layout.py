@@ -89,6 +89,7 @@ def test_import_linter_declares_the_architecture_contracts():
     [layers] = [contract for contract in config["contracts"] if contract["type"] == "layers"]
     assert layers["layers"] == [
         "tokenmill.dashboard",
+        "tokenmill.batches",
         "(tokenmill.gateway) : (tokenmill.metering) : (tokenmill.billing)",
         "tokenmill.finetuning",
         "tokenmill.files",

@@ -4,6 +4,8 @@ Broker: Redis when REDIS_URL (or CELERY_BROKER_URL) is set, otherwise kombu's
 filesystem broker under var/broker, so the embedded default needs no service. Queues:
 - `default`: validation, job preparation, metering, billing;
 - `gpu`: training, one task at a time per GPU;
+- `batch`: Batch API lines, sent through the gateway's request path at a lower
+  priority than live traffic, on workers of their own;
 - `control`: what GPU workers report back (events, checkpoints, outcomes), the
   reaper and the dispatcher; a worker of its own consumes it, so reports and the
   reaper never wait behind a validation.
@@ -38,7 +40,7 @@ use_atomic_filesystem_transport()
 task_metrics.connect()
 telemetry.connect_celery_logging()
 
-QUEUES = ("default", "gpu", "control")
+QUEUES = ("default", "gpu", "control", "batch")
 
 # Every task counts its deliveries and gives up on one that keeps killing its worker.
 app = Celery("tokenmill", task_cls="workers.deliveries:BoundedDeliveriesTask")
@@ -73,6 +75,7 @@ def configure(celery_app: Celery) -> None:
             "finetuning.reap": {"queue": "control", "routing_key": "control"},
             "finetuning.dispatch": {"queue": "control", "routing_key": "control"},
             "gateway.check_replicas": {"queue": "control", "routing_key": "control"},
+            "batches.run": {"queue": "batch", "routing_key": "batch"},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -95,6 +98,10 @@ def configure(celery_app: Celery) -> None:
             "sync-billing": {
                 "task": "billing.sync",
                 "schedule": float(settings.BILLING_SYNC_SECONDS),
+            },
+            "sweep-batches": {
+                "task": "batches.sweep",
+                "schedule": float(settings.BATCH_SWEEP_SECONDS),
             },
             "check-serving-replicas": {
                 "task": "gateway.check_replicas",
@@ -120,5 +127,6 @@ app.autodiscover_tasks(
         "tokenmill.gateway",
         "tokenmill.metering",
         "tokenmill.billing",
+        "tokenmill.batches",
     ]
 )

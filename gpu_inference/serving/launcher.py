@@ -88,6 +88,10 @@ def build_command(spec: ServerSpec, python: Path | str | None = None) -> list[st
         spec.runner,
         "--dtype",
         spec.dtype,
+        # Requests carry a `priority` (lower runs first): Batch API lines ask for a later
+        # one than live traffic, so a batch never queues live requests behind it.
+        "--scheduling-policy",
+        "priority",
     ]
     if spec.max_model_len:
         command += ["--max-model-len", str(spec.max_model_len)]

@@ -146,6 +146,25 @@ ARTIFACT_STORE_URL = env_artifact_store("ARTIFACT_STORE_URL", VAR_DIR / "artifac
 # Local copies of artifacts that must be real files (validation, training's work folder).
 ARTIFACT_CACHE_DIR = env_path("ARTIFACT_CACHE_DIR", VAR_DIR / "artifact-cache")
 FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
+# The Batch API's limits (OpenAI's): an input file's bytes and requests.
+BATCH_FILE_MAX_BYTES = env_int("BATCH_FILE_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
+BATCH_MAX_REQUESTS = env_int("BATCH_MAX_REQUESTS", 50_000, minimum=1)
+# A failed validation lists this many bad lines (and says how many more there are).
+BATCH_MAX_LISTED_ERRORS = env_int("BATCH_MAX_LISTED_ERRORS", 100, minimum=1)
+# Lines of one batch in flight at once on a batch worker, and lines stored per chunk.
+BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4, minimum=1)
+BATCH_CHUNK_LINES = env_int("BATCH_CHUNK_LINES", 64, minimum=1)
+# vLLM's request priority for batch lines (lower runs first; live requests are 0).
+BATCH_PRIORITY = env_int("BATCH_PRIORITY", 10, minimum=1)
+# How often a line answered 503/504 (overloaded, timed out) is sent again.
+BATCH_LINE_RETRIES = env_int("BATCH_LINE_RETRIES", 3, minimum=0)
+# The first retry's wait in seconds (doubling after): tests make it small.
+BATCH_RETRY_SECONDS = env_decimal("BATCH_RETRY_SECONDS", "1", minimum=Decimal("0"))
+# A run that started no line for this long is taken over by another (its worker died).
+# Above GATEWAY_TOTAL_TIMEOUT, so lines still running never look stalled.
+BATCH_STALL_SECONDS = env_int("BATCH_STALL_SECONDS", 900, minimum=10)
+# How often the sweeper looks for batches to expire or to take over.
+BATCH_SWEEP_SECONDS = env_int("BATCH_SWEEP_SECONDS", 60, minimum=1)
 STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 10 * 1024**3, minimum=0)
 MAX_CONCURRENT_JOBS = env_int("MAX_CONCURRENT_JOBS", 2, minimum=1)
 # Uploads go to a temporary file on disk, never into memory, on their way to the store.
@@ -181,6 +200,10 @@ BILLING_PAYG_MONTHLY_LIMIT = env_decimal("BILLING_PAYG_MONTHLY_LIMIT", "1000", m
 BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7, minimum=0)
 # The month's spend is reserved at admission with the rate limits (tokenmill.billing.admission).
 BILLING_ENFORCE_AT_ADMISSION = env_bool("BILLING_ENFORCE_AT_ADMISSION", "true")
+# Batch API lines (usage kind `batch`) pay this much less than live requests, as OpenAI's do.
+BILLING_BATCH_DISCOUNT_PERCENT = env_int(
+    "BILLING_BATCH_DISCOUNT_PERCENT", 50, minimum=0, maximum=100
+)
 BILLING_SYNC_SECONDS = env_int("BILLING_SYNC_SECONDS", 60, minimum=1)
 BILLING_SYNC_BATCH = env_int("BILLING_SYNC_BATCH", 500, minimum=1)
 
@@ -202,6 +225,7 @@ INSTALLED_APPS = [
     "tokenmill.gateway",
     "tokenmill.metering",
     "tokenmill.billing",
+    "tokenmill.batches",
     "tokenmill.dashboard",
 ]
 
@@ -450,7 +474,13 @@ LOGGING = {
         # uvicorn sets its own handlers before it loads the app; these replace them, so
         # its lines (uvicorn.error propagates here) come out in LOG_FORMAT too.
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # A line per request costs the gateway more CPU than its own work: off unless
+        # WEB_ACCESS_LOG (uvicorn's --no-access-log does not reach a logger set up here).
+        "uvicorn.access": {
+            "handlers": ["console"],
+            "level": "INFO" if env_bool("WEB_ACCESS_LOG") else "WARNING",
+            "propagate": False,
+        },
     },
 }
 

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tokenmill.api import organization
 from tokenmill.api.errors import api_forbidden, api_not_found, api_server_error
+from tokenmill.batches import api as batches_api
 from tokenmill.dashboard.views import errors as dashboard_errors
 from tokenmill.files import api as files_api
 from tokenmill.finetuning import api as finetuning_api
@@ -17,6 +18,11 @@ openai_api = [
     path("files", files_api.FileListView.as_view(), name="files"),
     path("files/<str:object_id>", files_api.FileDetailView.as_view(), name="file"),
     path("files/<str:object_id>/content", files_api.FileContentView.as_view(), name="file-content"),
+    path("batches", batches_api.BatchListView.as_view(), name="batches"),
+    path("batches/<str:batch_id>", batches_api.BatchDetailView.as_view(), name="batch"),
+    path(
+        "batches/<str:batch_id>/cancel", batches_api.BatchCancelView.as_view(), name="batch-cancel"
+    ),
     path("fine_tuning/jobs", finetuning_api.JobListView.as_view(), name="fine-tuning-jobs"),
     path(
         "fine_tuning/jobs/<str:job_id>",

@@ -90,6 +90,23 @@ def _file(acme, alice):
     return file_services.file_create(tenant=acme, upload=upload, purpose="user_data").public_id
 
 
+def _batch(acme, alice):
+    from django.utils import timezone
+
+    from tokenmill.batches.models import Batch
+
+    upload = SimpleUploadedFile("batch.jsonl", b'{"custom_id": "a"}\n')
+    input_file = file_services.file_create(tenant=acme, upload=upload, purpose="batch")
+    batch = Batch.objects.create(
+        tenant=acme,
+        endpoint="/v1/chat/completions",
+        input_file=input_file,
+        status="in_progress",
+        expires_at=timezone.now(),
+    )
+    return batch.public_id
+
+
 @dataclass(frozen=True)
 class Detail:
     """An object of acme's by id: charlie gets exactly the answer for a missing id."""
@@ -123,6 +140,9 @@ ENDPOINTS = {
     "v1:fine-tuning-job-cancel": Detail(_job, owner_url_name="v1:fine-tuning-job"),
     "v1:fine-tuning-job-events": Detail(_job),
     "v1:fine-tuning-job-checkpoints": Detail(_job),
+    "v1:batches": Listing(_batch),
+    "v1:batch": Detail(_batch),
+    "v1:batch-cancel": Detail(_batch, owner_url_name="v1:batch"),
     "v1:files": Listing(_file),
     "v1:file": Detail(_file),
     "api:fine-tuning-job-evaluation": Detail(_evaluated_job),

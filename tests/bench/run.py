@@ -8,7 +8,9 @@ measured in the same run (never a timed test).
   backend called directly, and vLLM's tokens/s at concurrency 8 and 32 against 1,
   through the gateway and directly;
 - admission and metering: the gateway's CPU per request with them on (Redis, and the
-  embedded default) against off, and the events per second the ledger task absorbs.
+  embedded default) against off, and the events per second the ledger task absorbs;
+- batches: live requests' latency while a batch runs on the same vLLM, against the
+  same requests on an idle server and during the same load sent as live traffic.
 """
 
 import subprocess
@@ -21,6 +23,7 @@ BENCHMARKS = [
     ("fine-tuning dispatch latency", [sys.executable, "tests/bench/dispatch.py"]),
     ("serving", [sys.executable, "tests/bench/serving.py"]),
     ("admission and metering", [sys.executable, "tests/bench/metering.py"]),
+    ("live latency during a batch", [sys.executable, "tests/bench/batch.py"]),
 ]
 
 

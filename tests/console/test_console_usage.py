@@ -48,15 +48,15 @@ def _rows(response) -> list[tuple]:
 def test_every_organization_with_its_sums_by_kind_largest_first(console, usage):
     response = console.get(f"{URL}?{NOVEMBER}")
 
-    # kinds: chat, completion, embedding, training
+    # kinds: chat, completion, embedding, training, batch
     assert _rows(response) == [
-        ("acme", 7, 1060, 8, 1068, (28, 0, 40, 1000)),
-        ("globex", 8, 75, 705, 780, (770, 10, 0, 0)),
-        ("initech", 0, 0, 0, 0, (0, 0, 0, 0)),
+        ("acme", 7, 1060, 8, 1068, (28, 0, 40, 1000, 0)),
+        ("globex", 8, 75, 705, 780, (770, 10, 0, 0, 0)),
+        ("initech", 0, 0, 0, 0, (0, 0, 0, 0, 0)),
     ]
     totals = response.context["totals"]
     assert totals["requests"] == 15 and totals["total_tokens"] == 1848
-    assert response.context["totals_by_kind"] == [798, 10, 40, 1000]
+    assert response.context["totals_by_kind"] == [798, 10, 40, 1000, 0]
     html = response.content.decode()
     assert f'href="/console/tenants/organization/{usage["acme"].pk}/change/"' in html
     assert "1,068" in html
@@ -112,6 +112,7 @@ def test_each_header_sorts_by_it_and_a_second_click_turns_it_round(console, usag
         "Kind: completion",
         "Kind: embedding",
         "Kind: training",
+        "Kind: batch",
     ]
     assert by_label["Kind: completion"]["sorted"] == ""
     assert by_label["Kind: completion"]["url"].endswith("&o=-kind_completion")

@@ -6,17 +6,20 @@ implements, against acme's objects, with acme's rows snapshotted before and afte
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, resolve, reverse
+from django.utils import timezone
 
 from tenants import services
 from tenants.models import ApiKey, Invitation, Membership, Role
 from tests.api.test_cross_tenant import snapshot, view_methods
 from tests.factories import make_key
 from tests.tenants.test_scoping import TENANT_OWNED
+from tokenmill.batches.models import Batch
 from tokenmill.dashboard import urls as dashboard_urls
 from tokenmill.dashboard.mixins import TenantMixin
 from tokenmill.finetuning.models import FineTunedModel, JobCheckpoint
@@ -63,6 +66,11 @@ DASHBOARD_PAGES = {
     "dataset-detail": ObjectPage("file"),
     "dataset-status": ObjectPage("file"),
     "dataset-delete": ObjectPage("file"),
+    "dataset-download": ObjectPage("file"),
+    "batches": TenantPage(),
+    "batch-detail": ObjectPage("batch"),
+    "batch-status": ObjectPage("batch"),
+    "batch-cancel": ObjectPage("batch"),
     "jobs": TenantPage(),
     "job-create": TenantPage(),
     "job-estimate": TenantPage(),
@@ -145,8 +153,15 @@ def acme_world(acme, alice, bob, artifact_store) -> dict[str, str]:
         training_type=job.training_type,
         artifact_key="jobs/x/final",
     )
+    batch = Batch.objects.for_tenant(acme).create(
+        tenant=acme,
+        endpoint=Batch.Endpoint.CHAT,
+        input_file=training_file,
+        expires_at=timezone.now() + timedelta(hours=24),
+    )
     return {
         "organization": acme.public_id,
+        "batch": batch.public_id,
         "api_key": key.public_id,
         "invitation": invitation.public_id,
         "invitation_token": token,

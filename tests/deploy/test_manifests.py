@@ -83,7 +83,7 @@ def test_the_manifests_start_every_process_the_platform_has():
         kinds = {kind_of(process) for process in processes}
         assert {"manage.py", "celery", "gpu-worker", "agent", "vllm"} <= kinds, where
         queues = {option(p.argv, "-Q") for p in processes if kind_of(p) in ("celery", "gpu-worker")}
-        assert {"default", "control", "gpu"} <= queues, where
+        assert {"default", "control", "gpu", "batch"} <= queues, where
         assert [p for p in processes if kind_of(p) == "celery" and "beat" in p.argv], where
         assert [p for p in processes if "runweb" in p.argv], where
 

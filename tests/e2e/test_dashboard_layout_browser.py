@@ -59,10 +59,52 @@ def busy_acme(acme, alice, bob, tiny_chat, artifact_store):
         tenant=acme, actor=None, email="someone.invited.with.a.long.address@example.org"
     )
     finished_job(acme, suffix="support-assistant-v2", checkpoints=[4, 8])
+    from tests.dashboard.test_batches import make_batch, stored_file
+
+    make_batch(
+        acme,
+        status="in_progress",
+        request_counts_total=48_000,
+        request_counts_completed=31_250,
+        request_counts_failed=1_204,
+    )
+    make_batch(
+        acme,
+        status="completed",
+        request_counts_total=1_000,
+        request_counts_completed=998,
+        request_counts_failed=2,
+        output_file=stored_file(acme, b"{}\n", purpose="batch_output", filename="out.jsonl"),
+        error_file=stored_file(acme, b"{}\n", purpose="batch_output", filename="err.jsonl"),
+    )
+    make_batch(
+        acme,
+        status="failed",
+        failed_at=timezone.now(),
+        metadata={"pipeline": "nightly evaluation of the support assistant"},
+        errors=[
+            {
+                "code": "invalid_value",
+                "message": f"Line {line}: 'messages[0].content' must be a string or a list "
+                "of content parts, got a number.",
+                "param": "body.messages[0].content",
+                "line": line,
+            }
+            for line in (3, 17, 4096)
+        ],
+    )
     return acme
 
 
-PAGES_WITH_TABLES = ["/", "/api-keys/", "/members/", "/models/", "/fine-tuning/", "/datasets/"]
+PAGES_WITH_TABLES = [
+    "/",
+    "/api-keys/",
+    "/members/",
+    "/models/",
+    "/fine-tuning/",
+    "/datasets/",
+    "/batches/",
+]
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -102,15 +144,33 @@ def test_no_page_scrolls_sideways_and_table_actions_stay_in_reach(
     expect(revoke).to_be_in_viewport()
 
 
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_batch_page_fits_with_its_bad_lines(
+    base_url: str, busy_acme, page: Page, shots: Path, width: int
+):
+    from tokenmill.batches.models import Batch
+
+    page.set_viewport_size({"width": width, "height": 900})
+    browser.log_in(page, "alice@example.com")
+    for batch in Batch.objects.for_tenant(busy_acme).order_by("created_at"):  # failed last
+        page.goto(f"/batches/{batch.public_id}/")
+        browser.assert_no_sideways_scroll(page)
+        page.screenshot(
+            path=str(shots / f"layout-batch-{batch.status}-{width}.png"), full_page=True
+        )
+    expect(page.get_by_text("Nothing ran: every line is checked")).to_be_visible()
+    expect(page.locator(".errors-table td.num", has_text="4096")).to_be_visible()
+
+
 def test_the_navigation_on_a_phone_shows_that_it_scrolls(base_url: str, busy_acme, page: Page):
     page.set_viewport_size({"width": 390, "height": 800})
     browser.log_in(page, "alice@example.com")
-    page.goto("/members/")
+    page.goto("/api-keys/")
 
     nav = page.get_by_role("navigation", name="Main")
     assert nav.evaluate("el => el.scrollWidth > el.clientWidth")
     expect(nav).to_have_class(re.compile(r"has-more-(left|right)"))
-    expect(nav.get_by_role("link", name="Members")).to_be_in_viewport()  # the current page
+    expect(nav.get_by_role("link", name="API keys")).to_be_in_viewport()  # the current page
     nav.evaluate("el => { el.scrollLeft = 0; el.dispatchEvent(new Event('scroll')); }")
     expect(nav).to_have_class(re.compile(r"has-more-right"))
     expect(nav).not_to_have_class(re.compile(r"has-more-left"))

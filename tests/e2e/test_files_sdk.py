@@ -67,7 +67,7 @@ def test_a_bad_purpose_is_a_bad_request(sdk, alice_key, dataset):
         sdk(alice_key).files.create(file=handle, purpose="assistants")
     assert raised.value.status_code == 400
     assert raised.value.body == {
-        "message": "Invalid purpose 'assistants': use 'fine-tune' or 'user_data'.",
+        "message": "Invalid purpose 'assistants': use 'fine-tune' or 'user_data' or 'batch'.",
         "type": "invalid_request_error",
         "param": "purpose",
         "code": "invalid_value",

@@ -61,9 +61,10 @@ def test_list_pages_with_limit_and_after(alice_api, five_files):
     [
         ("order=newest", "order", "Invalid order 'newest': use 'asc' or 'desc'."),
         (
-            "purpose=batch",
+            "purpose=assistants",
             "purpose",
-            "Invalid purpose 'batch': use 'fine-tune' or 'user_data'.",
+            "Invalid purpose 'assistants': use 'fine-tune' or 'user_data' or 'batch' or "
+            "'batch_output'.",
         ),
         ("limit=0", "limit", "limit must be between 1 and 10000, got 0."),
         ("after=file-nope", "after", "No object with id 'file-nope' to page after."),

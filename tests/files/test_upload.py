@@ -142,7 +142,7 @@ def assert_nothing_stored(artifact_store):
             None,
             "purpose",
             "missing_required_parameter",
-            "Missing required parameter: 'purpose'. Use 'fine-tune' or 'user_data'.",
+            "Missing required parameter: 'purpose'. Use 'fine-tune' or 'user_data' or 'batch'.",
             id="no purpose",
         ),
         pytest.param(
@@ -151,8 +151,17 @@ def assert_nothing_stored(artifact_store):
             "assistants",
             "purpose",
             "invalid_value",
-            "Invalid purpose 'assistants': use 'fine-tune' or 'user_data'.",
+            "Invalid purpose 'assistants': use 'fine-tune' or 'user_data' or 'batch'.",
             id="bad purpose",
+        ),
+        pytest.param(
+            jsonl(chat_lines()),
+            "out.jsonl",
+            "batch_output",
+            "purpose",
+            "invalid_value",
+            "Invalid purpose 'batch_output': use 'fine-tune' or 'user_data' or 'batch'.",
+            id="batch output is the platform's to write",
         ),
         pytest.param(
             b"",
@@ -170,6 +179,19 @@ def test_bad_uploads_are_refused_and_store_nothing(
 ):
     refused(upload(content, name=name, purpose=purpose), 400, param, code, message)
     assert_nothing_stored(artifact_store)
+
+
+def test_a_batch_file_has_openais_size_limit(upload, artifact_store, settings):
+    settings.BATCH_FILE_MAX_BYTES = 100
+    refused(
+        upload(b"x" * 101, name="batch.jsonl", purpose="batch"),
+        413,
+        "file",
+        "file_too_large",
+        "The file is 101 bytes; a 'batch' file may be at most 100 bytes.",
+    )
+    assert_nothing_stored(artifact_store)
+    assert upload(b"x" * 101, name="data.jsonl", purpose="user_data").status_code == 200
 
 
 def test_a_json_body_is_not_a_file(alice_api):

@@ -9,6 +9,7 @@ import pytest
 from gpu_inference import vocabulary
 from gpu_inference.serving.vllm_api import VllmClient
 from tests.finetuning.conftest import make_training_file
+from tests.gpu_inference.helpers import chat_example, pirate_questions
 from tokenmill.catalog.services import replica_register
 from tokenmill.files.storage import get_artifact_store
 from tokenmill.finetuning import evaluation, scheduling, services
@@ -38,14 +39,28 @@ def mood_examples(n: int, *, seed: int) -> list[dict]:
     return examples
 
 
-def train_for_real(acme, django_capture_on_commit_callbacks) -> FineTuningJob:
-    training_file = make_training_file(acme, mood_examples(100, seed=3))
-    training_file.validation = {"format": "classification"}
-    training_file.save(update_fields=["validation"])
+def banana_examples(n: int, *, seed: int) -> list[dict]:
+    """Every question, whatever it asks, is answered 'BANANA!': a behaviour the base model
+    never shows, so its held-out answers tell at once whether the fine-tune learned it."""
+    return [chat_example(question, "BANANA!") for question, _ in pirate_questions(n, seed=seed)]
+
+
+def train_for_real(
+    acme,
+    django_capture_on_commit_callbacks,
+    examples: list[dict] | None = None,
+    *,
+    classification: bool = True,
+    suffix: str = "mood",
+) -> FineTuningJob:
+    training_file = make_training_file(acme, examples or mood_examples(100, seed=3))
+    if classification:
+        training_file.validation = {"format": "classification"}
+        training_file.save(update_fields=["validation"])
     request = JobRequest(
         model="tiny-chat",
         training_file=training_file.public_id,
-        suffix="mood",
+        suffix=suffix,
         seed=11,
         hyperparameters={"n_epochs": 10, "batch_size": 4},
     )
@@ -114,3 +129,49 @@ def test_the_report_shows_the_fine_tune_beats_the_base_model(
     assert body["status"] == "succeeded"
     assert body["report"]["verdict"]["improved"] is True
     assert body["holdout"] == job.holdout
+
+
+def evaluate_through_vllm(job, vllm_chat, tmp_path, django_capture_on_commit_callbacks) -> dict:
+    """The job's report, computed by the real vLLM replica holding its adapter."""
+    replica_register(model_id="tiny-chat", url=vllm_chat.base_url, api_key=vllm_chat.api_key)
+    adapter = tmp_path / "adapter"
+    get_artifact_store().fetch_folder(job.model.artifact_key, adapter)
+    with VllmClient(vllm_chat.base_url, api_key=vllm_chat.api_key) as vllm:
+        vllm.load_adapter(job.fine_tuned_model, str(adapter))
+        try:
+            with django_capture_on_commit_callbacks(execute=True):
+                assert evaluation.evaluation_run(job_id=job.pk) == "succeeded"
+        finally:
+            vllm.unload_adapter(job.fine_tuned_model)
+    return JobEvaluation.objects.for_tenant(job.tenant).get(job=job).report
+
+
+def test_a_chat_fine_tune_beats_the_base_model_on_its_held_out_answers(
+    acme, artifact_store, demo_model_path, vllm_chat, django_capture_on_commit_callbacks, tmp_path
+):
+    job = train_for_real(
+        acme,
+        django_capture_on_commit_callbacks,
+        banana_examples(30, seed=5),
+        classification=False,
+        suffix="banana",
+    )
+    assert job.holdout["count"] == 3  # a tenth of 30, held out of training
+    report = evaluate_through_vllm(job, vllm_chat, tmp_path, django_capture_on_commit_callbacks)
+
+    assert report["source"]["examples"] == 3
+    assert report["labels"] is None  # not classification data
+    base, tuned = report["models"]["base"], report["models"]["fine_tuned"]
+    # The held-out questions were never trained on, yet the fine-tune answers them as taught.
+    assert tuned["exact_match"] == tuned["normalized_match"] == 1.0
+    assert base["exact_match"] == base["normalized_match"] == 0.0
+    assert tuned["answer_loss"] < base["answer_loss"]
+    assert report["verdict"] == {
+        "metric": "normalized_match",
+        "metric_label": "normalized match",
+        "higher_is_better": True,
+        "base": 0.0,
+        "fine_tuned": 1.0,
+        "improved": True,
+    }
+    assert all(sample["reference"] == "BANANA!" for sample in report["samples"])

@@ -33,7 +33,7 @@ class SpendHook:
         self.asked.append((tenant_id, key_id, model))
         return [self.scope(tenant_id)]
 
-    def cost(self, *, tenant_id, model, prompt_tokens, completion_tokens):
+    def cost(self, *, tenant_id, model, prompt_tokens, completion_tokens, kind="chat"):
         found = (prompt_tokens + completion_tokens) * PRICE
         self.reserved.append(found)
         return {"microdollars": found}

@@ -35,6 +35,8 @@ def test_chat_server_command_on_cpu():
         "generate",
         "--dtype",
         "float32",
+        "--scheduling-policy",
+        "priority",
         "--max-model-len",
         "256",
         "--enable-lora",

@@ -7,7 +7,7 @@ from workers.tasks import ping
 
 def test_queues_have_their_own_exchange_and_routing_key():
     queues: list[Queue] = app.conf.task_queues
-    assert {q.name for q in queues} == set(QUEUES) == {"default", "gpu", "control"}
+    assert {q.name for q in queues} == set(QUEUES) == {"default", "gpu", "control", "batch"}
     for queue in queues:
         assert queue.exchange.name == queue.name
         assert queue.routing_key == queue.name
@@ -38,6 +38,13 @@ def test_training_goes_to_the_gpu_queue_and_reports_to_the_control_queue():
     assert router.route({}, "finetuning.train")["queue"].name == "gpu"
     assert router.route({}, "finetuning.report")["queue"].name == "control"
     assert router.route({}, "files.validate")["queue"].name == "default"
+
+
+def test_batch_runs_have_a_queue_of_their_own_and_their_validation_the_default():
+    router = app.amqp.router
+    assert router.route({}, "batches.run")["queue"].name == "batch"
+    assert router.route({}, "batches.validate")["queue"].name == "default"
+    assert router.route({}, "batches.sweep")["queue"].name == "default"
 
 
 def test_the_reaper_and_the_dispatcher_run_on_the_control_queue():

@@ -257,12 +257,20 @@ def test_runplatform_supervises_a_table_of_named_processes():
     from workers.management.commands.runplatform import platform_children
 
     children = {child.name: child for child in platform_children(host="127.0.0.1", port=8123)}
-    assert list(children) == ["web", "worker-default", "worker-control", "worker-gpu", "beat"]
+    assert list(children) == [
+        "web",
+        "worker-default",
+        "worker-control",
+        "worker-batch",
+        "worker-gpu",
+        "beat",
+    ]
     host = socket.gethostname()
     probed = {name: child.worker_node for name, child in children.items() if child.worker_node}
     assert probed == {
         "worker-default": f"default@{host}",
         "worker-control": f"control@{host}",
+        "worker-batch": f"batch@{host}",
         "worker-gpu": f"gpu@{host}",
     }
     # Reports and the reaper have a worker of their own: they never wait behind validation.
@@ -271,7 +279,12 @@ def test_runplatform_supervises_a_table_of_named_processes():
         for name, child in children.items()
         if child.worker_node
     }
-    assert queues == {"worker-default": "default", "worker-control": "control", "worker-gpu": "gpu"}
+    assert queues == {
+        "worker-default": "default",
+        "worker-control": "control",
+        "worker-batch": "batch",
+        "worker-gpu": "gpu",
+    }
     # GPU nodes run their own app, which imports no Django and no platform code.
     apps = {
         name: child.argv[child.argv.index("-A") + 1]
@@ -281,6 +294,7 @@ def test_runplatform_supervises_a_table_of_named_processes():
     assert apps == {
         "worker-default": "workers.celery",
         "worker-control": "workers.celery",
+        "worker-batch": "workers.celery",
         "worker-gpu": "gpu_inference.gpu_worker",
         "beat": "workers.celery",
     }

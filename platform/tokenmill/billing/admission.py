@@ -78,7 +78,13 @@ class SpendHook:
         ]
 
     def cost(
-        self, *, tenant_id: int, model: str, prompt_tokens: int, completion_tokens: int
+        self,
+        *,
+        tenant_id: int,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        kind: str = "chat",
     ) -> dict[str, int]:
         # The organization's own prices (Enterprise) where it has them, as on its statement.
         base = base_model_of(model)
@@ -88,7 +94,7 @@ class SpendHook:
         return {
             DIMENSION: pricing.micros_of(
                 prices,
-                kind="chat",
+                kind=kind,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
             )

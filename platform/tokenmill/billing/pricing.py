@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
+
 from tokenmill.billing.models import TokenType
 from tokenmill.catalog.models import BaseModel, PriceOverride
 
@@ -107,14 +109,30 @@ def token_counts(*, kind: str, prompt_tokens: int, completion_tokens: int) -> di
     return {TokenType.INPUT: prompt_tokens, TokenType.OUTPUT: completion_tokens}
 
 
+def batch_price_factor() -> Decimal:
+    """What a batch line pays of the live price: 0.5 with the default 50 % discount."""
+    return (Decimal(100) - Decimal(settings.BILLING_BATCH_DISCOUNT_PERCENT)) / Decimal(100)
+
+
+def unit_price(prices: Prices, token_type: str, *, kind: str) -> Decimal:
+    """Dollars per million tokens of `token_type` for usage of `kind`."""
+    price = prices.per_million(token_type)
+    return price * batch_price_factor() if kind == "batch" else price
+
+
 def cost_micros_exact(
     prices: Prices, *, kind: str, prompt_tokens: int, completion_tokens: int
 ) -> Decimal:
+    """Exact micro-dollars; usage of kind `batch` (Batch API lines) at the batch discount,
+    so admission reserves, settles and statements bill the same discounted price."""
     counts = token_counts(
         kind=kind, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
     )
     return sum(
-        (prices.per_million(token_type) * tokens for token_type, tokens in counts.items()),
+        (
+            unit_price(prices, token_type, kind=kind) * tokens
+            for token_type, tokens in counts.items()
+        ),
         Decimal("0"),
     )
 
@@ -131,7 +149,7 @@ def request_cost_micros(
     """What a request (or the worst case of one) costs, in whole micro-dollars, rounded up.
 
     `model` is what the client called (a base model or an `ft:` model), `base_model` the
-    model serving it, `kind` one of chat, completion, embedding, training. Prices are
+    model serving it, `kind` one of chat, completion, embedding, training, batch. Prices are
     cached per process for PRICE_CACHE_SECONDS: no database read on most calls.
     """
     prices = prices_for(tenant_id=tenant_id, model=model, base_model=base_model)

@@ -15,7 +15,7 @@ from django.db.models import Min, Sum
 
 from tenants.models import Organization
 from tokenmill.billing.models import CreditGrant, Statement
-from tokenmill.billing.pricing import prices_for, token_counts
+from tokenmill.billing.pricing import prices_for, token_counts, unit_price
 from tokenmill.metering.models import LedgerEntry
 
 CENT = Decimal("0.01")
@@ -26,7 +26,7 @@ MILLION = Decimal(1_000_000)
 class Line:
     model: str
     base_model: str
-    kind: str  # chat, completion, embedding, training
+    kind: str  # chat, completion, embedding, training, batch
     token_type: str  # input, output, training
     tokens: int
     price_per_million: Decimal
@@ -97,7 +97,7 @@ def statement_lines(*, tenant: Organization, month: date) -> list[Line]:
         for token_type, tokens in counts.items():
             if not tokens:
                 continue
-            price = prices.per_million(token_type)
+            price = unit_price(prices, token_type, kind=group["kind"])
             amount = (price * tokens / MILLION).quantize(CENT, rounding=ROUND_HALF_UP)
             lines.append(
                 Line(

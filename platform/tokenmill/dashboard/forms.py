@@ -178,6 +178,7 @@ class DatasetUploadForm(forms.Form):
         label="Purpose",
         choices=[
             ("fine-tune", "Fine-tuning dataset (validated)"),
+            ("batch", "Batch requests (JSONL for the Batch API)"),
             ("user_data", "Other data (stored as is)"),
         ],
         initial="fine-tune",
@@ -292,3 +293,17 @@ class FineTuningJobForm(forms.Form):
         if hyperparameters:
             body["hyperparameters"] = hyperparameters
         return body
+
+
+class BatchForm(forms.Form):
+    """A new batch: a `purpose=batch` file of the organization and the endpoint its lines call."""
+
+    input_file = forms.ChoiceField(label="Requests file")
+    endpoint = forms.ChoiceField(label="Endpoint")
+
+    def __init__(self, *args, files, endpoints, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["input_file"].choices = [
+            (file.public_id, f"{file.filename} ({file.public_id})") for file in files
+        ]
+        self.fields["endpoint"].choices = [(endpoint, endpoint) for endpoint in endpoints]

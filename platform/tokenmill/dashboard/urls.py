@@ -3,6 +3,7 @@ from django.urls import path
 from tokenmill.dashboard.views import (
     api_keys,
     auth,
+    batches,
     billing,
     datasets,
     home,
@@ -72,6 +73,15 @@ urlpatterns = [
         datasets.DatasetDeleteView.as_view(),
         name="dataset-delete",
     ),
+    path(
+        "datasets/<str:public_id>/download/",
+        datasets.DatasetDownloadView.as_view(),
+        name="dataset-download",
+    ),
+    path("batches/", batches.BatchesView.as_view(), name="batches"),
+    path("batches/<str:public_id>/", batches.BatchDetailView.as_view(), name="batch-detail"),
+    path("batches/<str:public_id>/status/", batches.BatchStatusView.as_view(), name="batch-status"),
+    path("batches/<str:public_id>/cancel/", batches.BatchCancelView.as_view(), name="batch-cancel"),
     path("models/", models.ModelsView.as_view(), name="models"),
     path("models/<str:model_id>/delete/", models.ModelDeleteView.as_view(), name="model-delete"),
     path("fine-tuning/", jobs.JobsView.as_view(), name="jobs"),

@@ -1,9 +1,5 @@
 """`/v1/files`: uploads, in OpenAI's shapes, plus our `validation` report on each file."""
 
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIRequest
-from django.http import FileResponse, StreamingHttpResponse
-from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -16,7 +12,7 @@ from tenants.models import ApiKeyScope
 from tokenmill.api.errors import ApiError
 from tokenmill.api.pagination import cursor_page, list_body, parse_limit
 from tokenmill.api.views import TenantAPIView
-from tokenmill.files import selectors, services, storage
+from tokenmill.files import downloads, selectors, services
 from tokenmill.files.models import File
 from tokenmill.files.multipart import UploadParser
 
@@ -181,20 +177,6 @@ class JSONErrorsWhateverTheAccept(BaseContentNegotiation):
         return JSONRenderer(), JSONRenderer.media_type
 
 
-READ_CHUNK = 1 << 20
-
-
-async def _chunks_of(stored):
-    """The object's bytes for an ASGI response, a chunk at a time off the event loop: a
-    synchronous iterator there would be read whole into memory before the first byte."""
-    read = sync_to_async(stored.read, thread_sensitive=False)
-    try:
-        while chunk := await read(READ_CHUNK):
-            yield chunk
-    finally:
-        await sync_to_async(stored.close, thread_sensitive=False)()
-
-
 class FileContentView(FilesAPIView):
     content_negotiation_class = JSONErrorsWhateverTheAccept
 
@@ -206,23 +188,9 @@ class FileContentView(FilesAPIView):
     def get(self, request, object_id: str):
         file = self.get_object()
         try:
-            content = storage.get_artifact_store().open(file.storage_key)
+            response = downloads.content_response(request._request, file)
         except FileNotFoundError:  # deleted since the row was read
             raise ApiError(
                 f"No file with id {object_id!r}.", status_code=404, code="not_found", param="id"
             ) from None
-        if isinstance(request._request, ASGIRequest):
-            response = StreamingHttpResponse(
-                _chunks_of(content), content_type="application/octet-stream"
-            )
-            response["Content-Disposition"] = content_disposition_header(True, file.filename)
-        else:
-            response = FileResponse(
-                content,
-                as_attachment=True,
-                filename=file.filename,
-                content_type="application/octet-stream",
-            )
-        # A streamed object (S3) has no size of its own to read; the row knows it.
-        response["Content-Length"] = str(file.bytes)
         return response

@@ -18,6 +18,9 @@ class File(models.Model):
     class Purpose(models.TextChoices):
         FINE_TUNE = "fine-tune"
         USER_DATA = "user_data"
+        BATCH = "batch"
+        # Written by the platform (a batch's output and error files), never uploaded.
+        BATCH_OUTPUT = "batch_output"
 
     class Status(models.TextChoices):
         UPLOADED = "uploaded"  # stored; validation pending

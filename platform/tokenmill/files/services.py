@@ -37,7 +37,12 @@ logger = logging.getLogger(__name__)
 
 # Room for the multipart boundaries, part headers and the purpose field around the file.
 MULTIPART_ENVELOPE_BYTES = 64 * 1024
-PURPOSES = " or ".join(repr(purpose) for purpose in File.Purpose.values)
+# What a client may upload; `batch_output` files are written by the platform only.
+UPLOAD_PURPOSES = [
+    purpose for purpose in File.Purpose.values if purpose != File.Purpose.BATCH_OUTPUT
+]
+PURPOSES = " or ".join(repr(purpose) for purpose in UPLOAD_PURPOSES)
+LIST_PURPOSES = " or ".join(repr(purpose) for purpose in File.Purpose.values)
 MAX_NAMED_USERS = 10
 FILES_RESEND_BATCH = 500
 VALIDATION_CRASHED = (
@@ -92,6 +97,11 @@ def file_create(*, tenant: Organization, upload: UploadedFile | None, purpose: s
     purpose = _checked_purpose(purpose)
     if not upload.size:
         raise TenantError(f"The file {upload.name!r} is empty.", code="empty_file", param="file")
+    limit = _purpose_limit(purpose)
+    if purpose == File.Purpose.BATCH and upload.size > limit:
+        raise FileTooLarge(
+            f"The file is {upload.size:,} bytes; a {purpose!r} file may be at most {limit:,} bytes."
+        )
     _quota_check(tenant, upload.size)  # unlocked, to refuse before copying when it is clear already
 
     needs_validation = purpose == File.Purpose.FINE_TUNE
@@ -104,7 +114,6 @@ def file_create(*, tenant: Organization, upload: UploadedFile | None, purpose: s
     )
     file.storage_key = storage.original_key(file.public_id)
     store = storage.get_artifact_store()
-    limit = settings.FILE_MAX_BYTES
     try:
         file.bytes, file.sha256 = store.write_stream(
             file.storage_key, upload.chunks(), max_bytes=limit
@@ -138,16 +147,59 @@ def _checked_purpose(purpose: str | None) -> str:
             code="missing_required_parameter",
             param="purpose",
         )
-    if purpose not in File.Purpose.values:
+    if purpose not in UPLOAD_PURPOSES:
         raise TenantError(
             f"Invalid purpose {purpose!r}: use {PURPOSES}.", code="invalid_value", param="purpose"
         )
     return purpose
 
 
+def _purpose_limit(purpose: str) -> int:
+    """A batch input file has OpenAI's own limit; every file has the platform's."""
+    if purpose == File.Purpose.BATCH:
+        return min(settings.BATCH_FILE_MAX_BYTES, settings.FILE_MAX_BYTES)
+    return settings.FILE_MAX_BYTES
+
+
 def purpose_filter_check(purpose: str | None) -> str | None:
     """The `purpose` of a list request: absent, or one the platform knows."""
-    return _checked_purpose(purpose) if purpose else None
+    if purpose and purpose not in File.Purpose.values:
+        raise TenantError(
+            f"Invalid purpose {purpose!r}: use {LIST_PURPOSES}.",
+            code="invalid_value",
+            param="purpose",
+        )
+    return purpose or None
+
+
+def file_create_generated(
+    *, tenant: Organization, purpose: str, filename: str, chunks: Iterable[bytes]
+) -> File:
+    """Store a file the platform wrote (a batch's output or errors), streamed from `chunks`.
+
+    It counts in the organization's storage like an upload, but is never refused for
+    the quota: the work it records is done (the next upload is refused instead).
+    """
+    file = File(
+        tenant=tenant,
+        purpose=purpose,
+        filename=filename,
+        status=File.Status.PROCESSED,
+        processed_at=timezone.now(),
+    )
+    file.storage_key = storage.original_key(file.public_id)
+    store = storage.get_artifact_store()
+    file.bytes, file.sha256 = store.write_stream(file.storage_key, iter(chunks))
+    try:
+        with transaction.atomic():
+            file.save(force_insert=True)
+            stored_artifact_record(
+                tenant=tenant, key=storage.file_folder(file.public_id), size=file.bytes
+            )
+    except BaseException:
+        store.delete(storage.file_folder(file.public_id))
+        raise
+    return file
 
 
 def _quota_check(tenant: Organization, size: int) -> None:

@@ -26,6 +26,22 @@ def _bad(message: str, param: str, code: str = "invalid_value") -> TenantError:
     return TenantError(message, code=code, param=param)
 
 
+def metadata_check(metadata) -> dict[str, str] | None:
+    """OpenAI's `metadata` (jobs, batches): at most 16 pairs, keys of at most 64
+    characters, string values of at most 512; None when absent."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or len(metadata) > METADATA_MAX_PAIRS:
+        raise _bad("metadata must be an object of at most 16 string pairs.", "metadata")
+    for key, value in metadata.items():
+        if not isinstance(value, str) or len(key) > 64 or len(value) > 512 or "\x00" in key + value:
+            raise _bad(
+                "metadata keys must be at most 64 characters and values strings of at most 512.",
+                f"metadata.{key}",
+            )
+    return metadata
+
+
 @dataclass
 class JobRequest:
     model: str
@@ -97,22 +113,7 @@ def parse_job_request(data: Any) -> JobRequest:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
             raise _bad(f"seed must be a whole number from 0 to {MAX_SEED}.", "seed")
         request.seed = seed
-    metadata = data.get("metadata")
-    if metadata is not None:
-        if not isinstance(metadata, dict) or len(metadata) > METADATA_MAX_PAIRS:
-            raise _bad("metadata must be an object of at most 16 string pairs.", "metadata")
-        for key, value in metadata.items():
-            if (
-                not isinstance(value, str)
-                or len(key) > 64
-                or len(value) > 512
-                or "\x00" in key + value
-            ):
-                raise _bad(
-                    "metadata keys must be at most 64 characters and values strings of at most 512.",
-                    f"metadata.{key}",
-                )
-        request.metadata = metadata
+    request.metadata = metadata_check(data.get("metadata"))
     training_type = data.get("training_type", "lora")
     if training_type not in TRAINING_TYPES:
         raise _bad(f"training_type must be one of {', '.join(TRAINING_TYPES)}.", "training_type")

@@ -102,6 +102,10 @@ async def _reserved_tokens(admission: Admission) -> int:
     return max(route.base.context_length, prompt)  # the prompt plus the rest of the context
 
 
+def usage_kind(admission: Admission) -> str:
+    return "batch" if admission.caller.batch else KINDS[admission.endpoint]
+
+
 def _event(admission: Admission, usage: Usage, status: str) -> events.Event:
     fine_tuned = admission.model if admission.model != admission.base_model else ""
     return events.Event(
@@ -110,7 +114,7 @@ def _event(admission: Admission, usage: Usage, status: str) -> events.Event:
         key_public_id=admission.caller.key_public_id,
         model=admission.base_model,
         fine_tuned_model=fine_tuned,
-        kind=KINDS[admission.endpoint],
+        kind=usage_kind(admission),
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         latency_ms=int((time.monotonic() - admission.admitted_at) * 1000),
@@ -121,14 +125,20 @@ def _event(admission: Admission, usage: Usage, status: str) -> events.Event:
 
 async def _scopes(admission: Admission, tokens: int) -> list[limits.Scope]:
     caller = admission.caller
-    found = gate.caller_limits(
-        tenant_id=caller.tenant_id,
-        key_id=caller.key_id,
-        key_requests=caller.requests_per_minute,
-        key_tokens=caller.tokens_per_minute,
-        org_requests=caller.org_requests_per_minute,
-        org_tokens=caller.org_tokens_per_minute,
-        tokens=tokens,
+    # Batch lines have no per-minute limits (OpenAI's batch limits are separate): the
+    # batch worker's concurrency bounds them.
+    found = (
+        []
+        if caller.batch
+        else gate.caller_limits(
+            tenant_id=caller.tenant_id,
+            key_id=caller.key_id,
+            key_requests=caller.requests_per_minute,
+            key_tokens=caller.tokens_per_minute,
+            org_requests=caller.org_requests_per_minute,
+            org_tokens=caller.org_tokens_per_minute,
+            tokens=tokens,
+        )
     )
     hook = hooks.current()
     if hook is None:
@@ -144,6 +154,7 @@ async def _scopes(admission: Admission, tokens: int) -> list[limits.Scope]:
         model=admission.model,
         prompt_tokens=prompt,
         completion_tokens=max(tokens - prompt, 0),
+        kind=usage_kind(admission),
     )
     return found + [scope.with_costs(costs) for scope in extra]
 
@@ -198,6 +209,7 @@ async def _settle_logged(admission: Admission, usage: Usage, outcome: str) -> No
         model=admission.model,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
+        kind=usage_kind(admission),
     )
     try:
         # With Redis one round trip: the refunds, the event, the in-flight record dropped.

@@ -12,8 +12,15 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from tenants.keys import KeyRejected, authenticate_key, touch_last_used
-from tenants.models import ROLE_RANK, ApiKeyScope, Role
+from tenants.keys import (
+    KeyRecord,
+    KeyRejected,
+    authenticate_key,
+    get_key_record,
+    record_check,
+    touch_last_used,
+)
+from tenants.models import ROLE_RANK, ApiKeyScope, Membership, Organization, Role
 from tokenmill.gateway.errors import GatewayError
 from tokenmill.gateway.memo import LocalMemo
 
@@ -31,6 +38,9 @@ class Caller:
     tokens_per_minute: int | None = None
     org_requests_per_minute: int = 0
     org_tokens_per_minute: int = 0
+    # A Batch API line: metered as kind `batch` at the batch price, free of the per-minute
+    # rate limits (budgets and credits still apply), and sent at a lower vLLM priority.
+    batch: bool = False
 
 
 _memo = LocalMemo()
@@ -55,6 +65,64 @@ def _caller_for(token: str) -> Caller | GatewayError:
         return GatewayError(
             rejected.message, status=rejected.status, code=rejected.code, param=None
         )
+    refused = _refusal(record)
+    if refused is not None:
+        return refused
+    touch_last_used(record)  # writes at most once a minute per key, and only on a memo miss
+    return _caller_of(record)
+
+
+def batch_caller(key_prefix: str) -> Caller | GatewayError:
+    """The caller a batch's lines run as: its key, asked again (revoked, expired, scopes,
+    role, billing hold) as a live request would be, without the key's secret."""
+    record = get_key_record(key_prefix)
+    if record is None:
+        return GatewayError("This API key has been deleted.", status=401, code="invalid_api_key")
+    try:
+        record_check(record)
+    except KeyRejected as rejected:
+        return GatewayError(rejected.message, status=rejected.status, code=rejected.code)
+    return _refusal(record) or _caller_of(record, batch=True)
+
+
+def batch_member_caller(*, tenant_id: int, user_id: int) -> Caller | GatewayError:
+    """The caller a batch created on the dashboard runs as: its member, asked again
+    (still a member and above, organization active and not on billing hold)."""
+    tenant = Organization.objects.get(pk=tenant_id)
+    membership = (
+        Membership.objects.for_tenant(tenant).select_related("user").filter(user_id=user_id).first()
+    )
+    if membership is None or not membership.user.is_active:
+        return GatewayError(
+            "The member who created this batch is no longer in the organization.",
+            status=403,
+            code="insufficient_role",
+        )
+    if not tenant.is_active:
+        return GatewayError(
+            f"The organization {tenant.slug!r} is suspended. Contact support.",
+            status=403,
+            code="organization_suspended",
+        )
+    if tenant.billing_hold:
+        return BILLING_HOLD.copy()
+    if not membership.has_role(Role.MEMBER):
+        return GatewayError(
+            f"The batch's creator has the {membership.role} role; inference needs member or above.",
+            status=403,
+            code="insufficient_role",
+        )
+    return Caller(
+        tenant_id=tenant.pk,
+        tenant_slug=tenant.slug,
+        user_id=user_id,
+        org_requests_per_minute=tenant.effective_requests_per_minute,
+        org_tokens_per_minute=tenant.effective_tokens_per_minute,
+        batch=True,
+    )
+
+
+def _refusal(record: KeyRecord) -> GatewayError | None:
     if not record.allows(ApiKeyScope.MODELS):
         return GatewayError(
             "This API key does not have the 'models' scope needed for inference.",
@@ -75,7 +143,10 @@ def _caller_for(token: str) -> Caller | GatewayError:
         )
     if record.tenant_billing_hold:
         return BILLING_HOLD.copy()
-    touch_last_used(record)  # writes at most once a minute per key, and only on a memo miss
+    return None
+
+
+def _caller_of(record: KeyRecord, *, batch: bool = False) -> Caller:
     return Caller(
         tenant_id=record.tenant_id,
         tenant_slug=record.tenant_slug,
@@ -86,6 +157,7 @@ def _caller_for(token: str) -> Caller | GatewayError:
         tokens_per_minute=record.tokens_per_minute,
         org_requests_per_minute=record.org_requests_per_minute,
         org_tokens_per_minute=record.org_tokens_per_minute,
+        batch=batch,
     )
 
 

@@ -83,19 +83,24 @@ async def handle(*, endpoint: str, raw_body: bytes, caller: Caller, request_id: 
         return error_reply(error)
 
 
-async def _handle(*, endpoint: str, raw_body: bytes, caller: Caller, request_id: str) -> Reply:
-    prepared = params.PREPARERS[endpoint](parse_body(raw_body))
-    route = await routes.resolve_model(tenant_id=caller.tenant_id, model_id=prepared.model)
-    metrics.note_model(route.base.model_id)
+def endpoint_check(endpoint: str, route: ModelRoute) -> None:
+    """Refuse a model the endpoint cannot serve (an embedding model for chat, or back)."""
     if route.kind != KIND_OF_ENDPOINT[endpoint]:
         use = "/v1/embeddings" if route.kind == "embedding" else "/v1/chat/completions"
         raise invalid(
             "model",
-            f"The model {prepared.model!r} is {'an' if route.kind == 'embedding' else 'a'} "
+            f"The model {route.model_id!r} is {'an' if route.kind == 'embedding' else 'a'} "
             f"{route.kind} model and cannot be used with "
             f"{UPSTREAM_PATHS[endpoint]}; use {use}.",
             code="model_not_supported",
         )
+
+
+async def _handle(*, endpoint: str, raw_body: bytes, caller: Caller, request_id: str) -> Reply:
+    prepared = params.PREPARERS[endpoint](parse_body(raw_body))
+    route = await routes.resolve_model(tenant_id=caller.tenant_id, model_id=prepared.model)
+    metrics.note_model(route.base.model_id)
+    endpoint_check(endpoint, route)
     counted = tokens.check_context(prepared, route.base)
     admitted = await admission_hook.admit(
         Admission(
@@ -110,6 +115,8 @@ async def _handle(*, endpoint: str, raw_body: bytes, caller: Caller, request_id:
         )
     )
     body = prepared.body
+    if caller.batch:
+        body["priority"] = settings.BATCH_PRIORITY
     if prepared.stream:
         body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
     payload = orjson.dumps(body)

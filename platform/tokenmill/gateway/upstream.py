@@ -60,3 +60,10 @@ async def close_all() -> None:
     for found in list(_sessions.values()):
         await found.close()
     _sessions.clear()
+
+
+async def close_current() -> None:
+    """Close this event loop's session: for a loop that ends (a batch worker's chunk)."""
+    found = _sessions.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        await found.close()

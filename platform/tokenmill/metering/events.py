@@ -114,6 +114,7 @@ def _settle_lost(record: dict) -> None:
         model=event.fine_tuned_model or event.model,
         prompt_tokens=event.prompt_tokens,
         completion_tokens=event.completion_tokens,
+        kind=event.kind,
     )
     limits.settle(reservation, used=used, settlement=settlement_of(event))
 

@@ -22,7 +22,7 @@ AppConfig.ready():
                 )
             ]
 
-        def cost(self, *, tenant_id, model, prompt_tokens, completion_tokens):
+        def cost(self, *, tenant_id, model, prompt_tokens, completion_tokens, kind="chat"):
             return {"microdollars": price(tenant_id, model, prompt_tokens, completion_tokens)}
 
     hooks.register(SpendHook())
@@ -45,7 +45,13 @@ class AdmissionHook(Protocol):
     async def scopes(self, *, tenant_id: int, key_id: int | None, model: str) -> list[Scope]: ...
 
     def cost(
-        self, *, tenant_id: int, model: str, prompt_tokens: int, completion_tokens: int
+        self,
+        *,
+        tenant_id: int,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        kind: str = "chat",
     ) -> dict[str, int]: ...
 
 
@@ -64,9 +70,10 @@ def current() -> AdmissionHook | None:
 
 
 def used(
-    *, tenant_id: int, model: str, prompt_tokens: int, completion_tokens: int
+    *, tenant_id: int, model: str, prompt_tokens: int, completion_tokens: int, kind: str = "chat"
 ) -> dict[str, int]:
-    """What a request used, per dimension: its tokens, and the hook's costs."""
+    """What a request used, per dimension: its tokens, and the hook's costs (a `batch`
+    line's at the batch price)."""
     found = {"tokens": prompt_tokens + completion_tokens}
     if _hook is not None:
         found.update(
@@ -75,6 +82,7 @@ def used(
                 model=model,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
+                kind=kind,
             )
         )
     return found

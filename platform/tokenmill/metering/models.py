@@ -15,6 +15,7 @@ class Kind(models.TextChoices):
     COMPLETION = "completion"
     EMBEDDING = "embedding"
     TRAINING = "training"
+    BATCH = "batch"
 
 
 class ReservationCounter(models.Model):

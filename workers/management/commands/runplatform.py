@@ -46,6 +46,8 @@ def platform_children(*, host: str, port: int) -> list[Child]:
         # (control), so they never wait behind a long validation.
         worker("default", "default", 2),
         worker("control", "control", 2),
+        # Batch API lines: one batch at a time, BATCH_CONCURRENCY of its lines in flight.
+        worker("batch", "batch", 1),
         # One training job at a time, on the GPU nodes' own app: no Django, no database.
         worker("gpu", "gpu", 1, app="gpu_inference.gpu_worker"),
         Child("beat", [*celery, "beat", "-l", "INFO", "-s", str(schedule)]),
@@ -59,7 +61,9 @@ def clear_metrics_folder(folder: Path) -> None:
 
 
 class Command(BaseCommand):
-    help = "Migrate, then run web, the default, control and gpu workers, and beat until Ctrl-C."
+    help = (
+        "Migrate, then run web, the default, control, batch and gpu workers, and beat until Ctrl-C."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -20,7 +20,7 @@ from tenants.errors import TenantError
 from tenants.models import Organization, Role
 from tokenmill.dashboard.forms import DatasetUploadForm, add_service_error
 from tokenmill.dashboard.mixins import TenantMixin
-from tokenmill.files import selectors, services
+from tokenmill.files import downloads, selectors, services
 from tokenmill.files.models import File
 from tokenmill.finetuning import selectors as finetuning_selectors
 
@@ -119,6 +119,7 @@ class DatasetDetailView(DatasetsPage):
             "can_fine_tune": self.can(Role.MEMBER)
             and file.purpose == File.Purpose.FINE_TUNE
             and file.status == File.Status.PROCESSED,
+            "can_batch": self.can(Role.MEMBER) and file.purpose == File.Purpose.BATCH,
             "delete_error": delete_error,
             "pending": file.status == File.Status.UPLOADED,
         }
@@ -136,6 +137,17 @@ class DatasetStatusView(DatasetsPage):
             "status_details": file.status_details or None,
         }
         return no_store(JsonResponse(body))
+
+
+class DatasetDownloadView(DatasetsPage):
+    """The file's bytes, as the API's `/v1/files/<id>/content` gives them."""
+
+    def get(self, request, public_id: str) -> HttpResponse:
+        file = self.get_tenant_object(public_id)
+        try:
+            return downloads.content_response(request, file)
+        except FileNotFoundError:  # deleted since the row was read
+            raise Http404("Not found") from None
 
 
 class DatasetDeleteView(DatasetDetailView):

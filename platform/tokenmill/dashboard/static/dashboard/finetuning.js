@@ -145,6 +145,36 @@
     window.setTimeout(tick, POLL_MS);
   }
 
+  // A running batch: its counts and status follow the run; reload when it ends ---
+
+  function pollBatch(box) {
+    var url = box.getAttribute("data-batch-poll");
+    function show(body) {
+      var status = box.querySelector("[data-batch-status]") || document.querySelector("[data-batch-status]");
+      if (status) {
+        status.textContent = body.status_label;
+        status.className = "status status-batch-" + body.status;
+      }
+      var bar = box.querySelector("[data-batch-progress] .progress");
+      if (bar) {
+        bar.setAttribute("aria-valuenow", String(body.percent));
+        bar.querySelector("span").style.width = body.percent + "%";
+      }
+      ["done", "total", "completed", "failed"].forEach(function (name) {
+        var cell = box.querySelector('[data-count="' + name + '"]');
+        if (cell) { cell.textContent = body[name].toLocaleString("en-US"); }
+      });
+    }
+    function tick() {
+      getJSON(url).then(function (body) {
+        show(body);
+        if (body.terminal) { window.location.reload(); return; }
+        window.setTimeout(tick, POLL_MS);
+      }, function () { window.setTimeout(tick, POLL_MS * 3); });
+    }
+    window.setTimeout(tick, POLL_MS);
+  }
+
   // The new-job estimate ------------------------------------------------------
 
   function setupEstimate(form) {
@@ -357,6 +387,7 @@
 
   document.querySelectorAll("form[data-upload]").forEach(setupUpload);
   document.querySelectorAll("[data-file-poll]").forEach(pollFile);
+  document.querySelectorAll("[data-batch-poll]").forEach(pollBatch);
   document.querySelectorAll("form[data-estimate-url]").forEach(setupEstimate);
   document.querySelectorAll("[data-job-live]").forEach(setupJob);
 })();
