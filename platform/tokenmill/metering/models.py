@@ -85,6 +85,7 @@ class LedgerEntry(models.Model):
     objects = TenantScopedManager()
 
     class Meta:
+        verbose_name_plural = "ledger entries"
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant", "key_public_id", "model", "kind", "hour"],
