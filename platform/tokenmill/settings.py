@@ -154,6 +154,11 @@ BATCH_MAX_LISTED_ERRORS = env_int("BATCH_MAX_LISTED_ERRORS", 100, minimum=1)
 # Lines of one batch in flight at once on a batch worker, and lines stored per chunk.
 BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4, minimum=1)
 BATCH_CHUNK_LINES = env_int("BATCH_CHUNK_LINES", 64, minimum=1)
+# Beside other traffic on its model servers a run keeps one line in flight
+# (batches/pacing.py): how often it looks at their load again, and how long it waits
+# for a server's /metrics.
+BATCH_PACING_SECONDS = env_decimal("BATCH_PACING_SECONDS", "0.1", minimum=Decimal("0.01"))
+BATCH_PACING_TIMEOUT = env_decimal("BATCH_PACING_TIMEOUT", "2", minimum=Decimal("0.1"))
 # vLLM's request priority for batch lines (lower runs first; live requests are 0).
 BATCH_PRIORITY = env_int("BATCH_PRIORITY", 10, minimum=1)
 # How often a line answered 503/504 (overloaded, timed out) is sent again.

@@ -31,6 +31,8 @@ class State:
     served: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    others_in_flight: int = 0  # requests /metrics reports beside ours (someone else's traffic)
+    metrics_delay: float = 0.0
     cancelled: int = 0  # streams whose caller went away before the end
 
 
@@ -61,7 +63,10 @@ class FakeBackend:
             )
             return
         if path == "/metrics":  # vLLM's own Prometheus text, as a scrape sees it
-            text = f'vllm:num_requests_running{{model_name="{state.model}"}} {state.in_flight}\n'
+            if state.metrics_delay:
+                await asyncio.sleep(state.metrics_delay)
+            running = state.in_flight + state.others_in_flight
+            text = f'vllm:num_requests_running{{model_name="{state.model}"}} {running}\n'
             await send(
                 {
                     "type": "http.response.start",

@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from tokenmill.batches.lines import ENDPOINTS, Line
+from tokenmill.batches.pacing import Pacer
 from tokenmill.gateway import proxy, upstream
 from tokenmill.gateway.callers import Caller
 from tokenmill.gateway.errors import GatewayError
@@ -92,24 +93,35 @@ async def run_lines(
     stopped: Callable[[], str | None],
     run: str,
 ) -> list[Result]:
-    """Every line's result, at most BATCH_CONCURRENCY in flight. `stopped()` is asked
-    before each line is sent: a reason (cancelled, expired) leaves it unsent."""
+    """Every line's result, at most BATCH_CONCURRENCY in flight, and one while other
+    requests share the model's servers (pacing.py). `stopped()` is asked before each
+    line is sent: a reason (cancelled, expired) leaves it unsent."""
     gate = asyncio.Semaphore(settings.BATCH_CONCURRENCY)
+    pacer = None if isinstance(caller, GatewayError) else Pacer(tenant_id=caller.tenant_id)
 
     async def one(line: Line) -> Result:
         async with gate:
-            reason = await sync_to_async(stopped)()
-            if reason is not None:
-                return never_sent(batch_id, line, code=f"batch_{reason}", message=STOPPED[reason])
-            if isinstance(caller, GatewayError):  # the key was revoked, the org on hold, ...
-                return answered(
-                    batch_id,
-                    line,
-                    status=caller.status,
-                    rid=request_id(batch_id, line.number, run=run, attempt=0),
-                    body=caller.json_bytes(),
-                )
-            return await send_line(batch_id, endpoint, line, caller, run=run)
+            if pacer is None:  # the key was revoked, the org on hold, ...: nothing is sent
+                return await answer(line)
+            token = await pacer.acquire(str(line.body.get("model", "")))
+            try:
+                return await answer(line)
+            finally:
+                pacer.release(token)
+
+    async def answer(line: Line) -> Result:
+        reason = await sync_to_async(stopped)()
+        if reason is not None:
+            return never_sent(batch_id, line, code=f"batch_{reason}", message=STOPPED[reason])
+        if isinstance(caller, GatewayError):
+            return answered(
+                batch_id,
+                line,
+                status=caller.status,
+                rid=request_id(batch_id, line.number, run=run, attempt=0),
+                body=caller.json_bytes(),
+            )
+        return await send_line(batch_id, endpoint, line, caller, run=run)
 
     try:
         return list(await asyncio.gather(*(one(line) for line in lines)))
