@@ -38,7 +38,7 @@ from gpu_inference.artifacts import ArtifactStoreConfigError, open_store, parse_
 from gpu_inference.broker import filesystem_transport_options, use_atomic_filesystem_transport
 
 ROOT = Path(__file__).resolve().parents[1]
-QUEUES = ("default", "gpu", "control")
+QUEUES = protocol.QUEUES
 PING_TASK = "workers.ping"
 PROBE_PREFIX = "probe."  # as workers/probes.py names a worker's probe queue
 

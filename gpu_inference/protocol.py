@@ -24,6 +24,9 @@ TASK_REAP = "finetuning.reap"
 
 GPU_QUEUE = "gpu"
 CONTROL_QUEUE = "control"
+# Every queue of the fleet, each with its own direct exchange and routing key: the
+# platform's Celery app and the GPU nodes' declare them alike.
+QUEUES = ("default", GPU_QUEUE, CONTROL_QUEUE, "batch")
 
 
 class ReportKind(StrEnum):

@@ -28,7 +28,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenmill.settings")
 
 from django.conf import settings  # noqa: E402
 
-from gpu_inference import task_metrics, telemetry  # noqa: E402
+from gpu_inference import protocol, task_metrics, telemetry  # noqa: E402
 from gpu_inference.broker import (  # noqa: E402
     filesystem_transport_options,
     use_atomic_filesystem_transport,
@@ -40,7 +40,7 @@ use_atomic_filesystem_transport()
 task_metrics.connect()
 telemetry.connect_celery_logging()
 
-QUEUES = ("default", "gpu", "control", "batch")
+QUEUES = protocol.QUEUES
 
 # Every task counts its deliveries and gives up on one that keeps killing its worker.
 app = Celery("tokenmill", task_cls="workers.deliveries:BoundedDeliveriesTask")
