@@ -98,6 +98,20 @@ def batch_member_caller(*, tenant_id: int, user_id: int) -> Caller | GatewayErro
             status=403,
             code="insufficient_role",
         )
+    return member_caller(
+        membership,
+        role_refusal="The batch's creator has the {role} role; inference needs member or above.",
+        batch=True,
+    )
+
+
+def member_caller(
+    membership: Membership, *, role_refusal: str, batch: bool = False
+) -> Caller | GatewayError:
+    """A dashboard member as a caller (the playground, a batch created there), or why not:
+    a suspended organization, a billing hold, or a role below member (`role_refusal`,
+    with `{role}`, says so in the caller's words)."""
+    tenant = membership.tenant
     if not tenant.is_active:
         return GatewayError(
             f"The organization {tenant.slug!r} is suspended. Contact support.",
@@ -108,17 +122,15 @@ def batch_member_caller(*, tenant_id: int, user_id: int) -> Caller | GatewayErro
         return BILLING_HOLD.copy()
     if not membership.has_role(Role.MEMBER):
         return GatewayError(
-            f"The batch's creator has the {membership.role} role; inference needs member or above.",
-            status=403,
-            code="insufficient_role",
+            role_refusal.format(role=membership.role), status=403, code="insufficient_role"
         )
     return Caller(
         tenant_id=tenant.pk,
         tenant_slug=tenant.slug,
-        user_id=user_id,
+        user_id=membership.user_id,
         org_requests_per_minute=tenant.effective_requests_per_minute,
         org_tokens_per_minute=tenant.effective_tokens_per_minute,
-        batch=True,
+        batch=batch,
     )
 
 

@@ -17,7 +17,7 @@ from tokenmill.catalog.models import BaseModel
 from tokenmill.dashboard.mixins import TenantMixin, current_membership
 from tokenmill.finetuning import selectors as finetuning_selectors
 from tokenmill.gateway import params, proxy
-from tokenmill.gateway.callers import BILLING_HOLD, Caller
+from tokenmill.gateway.callers import Caller, member_caller
 from tokenmill.gateway.errors import GatewayError
 
 
@@ -61,28 +61,12 @@ def _session_caller(request: HttpRequest) -> Caller:
             status=403,
             code="no_organization",
         )
-    tenant = membership.tenant
-    if not tenant.is_active:
-        raise GatewayError(
-            f"The organization {tenant.slug!r} is suspended. Contact support.",
-            status=403,
-            code="organization_suspended",
-        )
-    if tenant.billing_hold:
-        raise BILLING_HOLD.copy()
-    if not membership.has_role(Role.MEMBER):
-        raise GatewayError(
-            f"Your role ({membership.role}) cannot run models; it needs member or above.",
-            status=403,
-            code="insufficient_role",
-        )
-    return Caller(
-        tenant_id=tenant.pk,
-        tenant_slug=tenant.slug,
-        user_id=request.user.pk,
-        org_requests_per_minute=tenant.effective_requests_per_minute,
-        org_tokens_per_minute=tenant.effective_tokens_per_minute,
+    found = member_caller(
+        membership, role_refusal="Your role ({role}) cannot run models; it needs member or above."
     )
+    if isinstance(found, GatewayError):
+        raise found
+    return found
 
 
 @require_POST
