@@ -309,9 +309,11 @@ class Supervisor:
         with self._changed:
             self._status = replace(self._status, state=state, since=time.time(), **changes)
             status = self._status
+            # Under the lock, before anyone waiting is woken: a waiter that sees the new
+            # state finds it in the file too, and two changes cannot land out of order.
+            if self.state_file:
+                write_status(self.state_file, status)
             self._changed.notify_all()
-        if self.state_file:
-            write_status(self.state_file, status)
         if self.on_change:
             try:
                 self.on_change(status)
