@@ -4,6 +4,8 @@ Every test gets three people for free: alice (owner of acme), bob (a member of
 acme) and charlie (owner of globex, who must see nothing of acme's).
 """
 
+import asyncio
+
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
@@ -18,6 +20,24 @@ pytest_plugins = ["tests.vllm", "tests.s3"]
 
 # Password hashing is deliberately slow; tests need no protection from brute force.
 django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _no_event_loop_left_by_the_browser(request):
+    """Playwright's sync API leaves its event loop marked as running in the main thread
+    for the rest of the session, and a later test whose code runs a coroutine with
+    async_to_sync (eager Celery tasks, like a batch's validation) would be refused:
+    "You cannot use AsyncToSync in the same thread as an async event loop". Outside
+    the browser tests, that loop is hidden while the test runs."""
+    loop = asyncio.events._get_running_loop()
+    if loop is None or "page" in request.fixturenames:
+        yield
+        return
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(loop)
 
 
 @pytest.fixture(autouse=True)
