@@ -30,7 +30,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT)]
 
-from tests.bench.serving import free_port, percentile, start_gateway, wait_listening  # noqa: E402
+from tests.bench.serving import (  # noqa: E402
+    free_port,
+    percentile,
+    setup_platform,
+    start_gateway,
+    wait_listening,
+)
 
 PROBE = {
     "model": "tiny-chat",
@@ -51,31 +57,10 @@ def load_body(index: int) -> dict:
 
 
 def setup() -> str:
-    var = Path(tempfile.mkdtemp(prefix="tokenmill-bench-batch-"))
-    os.environ.setdefault("DEBUG", "true")
-    os.environ["TOKENMILL_VAR_DIR"] = str(var)
-    os.environ.setdefault("MODEL_ROOT", str(ROOT / "var" / "models"))
-    os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{ROOT / 'platform'}"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    # Small chunks: the batch's counts (written per chunk) show that it runs while probed.
+    """The serving benchmark's throwaway platform, with small batch chunks: the batch's
+    counts (written per chunk) show that it runs while probed."""
     os.environ.setdefault("BATCH_CHUNK_LINES", "8")
-    sys.path[:0] = [str(ROOT / "platform")]
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenmill.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
-    from tenants import services as tenant_services
-    from tenants.models import Membership, User
-
-    owner = User.objects.create_user("bench@example.com")
-    tenant = tenant_services.organization_create(name="Bench", owner=owner)
-    actor = Membership.unscoped.get(tenant=tenant, user=owner)
-    _, key = tenant_services.api_key_create(tenant=tenant, actor=actor, name="bench")
-    return key
+    return setup_platform()
 
 
 def probe(url: str, key: str, count: int) -> list[float]:
