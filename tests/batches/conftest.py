@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from tests.e2e.test_inference_sdk import served  # noqa: F401  (the gateway before real vLLM)
 from tests.gateway.conftest import _forget_process_state, backend, backends  # noqa: F401
 
 

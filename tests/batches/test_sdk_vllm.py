@@ -10,11 +10,7 @@ import pytest
 from django.conf import settings
 
 from tests.batches.conftest import chat_line, jsonl
-from tests.gateway.live import LiveServer
 from tests.processes import start_worker, stop_worker, store_environment, worker_database_url
-from tokenmill.catalog.services import replica_register
-from tokenmill.gateway import callers, routes
-from tokenmill.gateway.balancer import balancer
 from tokenmill.metering.models import LedgerEntry
 from tokenmill.metering.services import metering_run
 from workers.celery import app
@@ -24,29 +20,7 @@ TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
 
 @pytest.fixture
-def served(vllm_chat, vllm_embeddings, settings, monkeypatch, artifact_store):
-    """The gateway under uvicorn, the real vLLM servers as the models' replicas."""
-    from django.db import connections
-
-    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
-    settings.GATEWAY_LOCAL_CACHE_SECONDS = 0.2
-    replica_register(model_id="tiny-chat", url=vllm_chat.base_url, api_key=vllm_chat.api_key)
-    replica_register(
-        model_id="all-MiniLM-L6-v2", url=vllm_embeddings.base_url, api_key=vllm_embeddings.api_key
-    )
-    from tokenmill.asgi import application
-
-    routes.forget_local()
-    callers.forget_local()
-    balancer.outstanding.clear()
-    balancer._down_until.clear()
-    with LiveServer(application, lifespan="on") as server:
-        yield server
-    routes.forget_local()
-
-
-@pytest.fixture
-def workers(served, tmp_path):
+def workers(served, artifact_store, tmp_path):
     """A default worker (validation) and a batch worker (the run), as production runs them."""
     with app.connection_for_write() as connection:
         for queue in ("default", "batch"):
